@@ -1,0 +1,57 @@
+"""Compute accounting: token evaluations and FLOPs, counted from the shapes the forward really ran.
+
+FLOPs are analytic (2 per multiply-add) from the model config: every linear layer, plus attention
+with the real query and key counts (a masked score still costs its multiply-adds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    dim: int
+    ffn_dim: int
+    num_layers: int
+    patch_volume: int  # in_channels * patch elements
+    out_volume: int
+
+    @classmethod
+    def of(cls, transformer) -> "ModelShape":
+        c = transformer.config
+        pv = c.in_channels * c.patch_size[0] * c.patch_size[1] * c.patch_size[2]
+        ov = c.out_channels * c.patch_size[0] * c.patch_size[1] * c.patch_size[2]
+        return cls(c.num_attention_heads * c.attention_head_dim, c.ffn_dim, c.num_layers, pv, ov)
+
+    def layer_flops(self, queries: int, keys: int, text_tokens: int) -> int:
+        """One transformer layer for `queries` tokens attending over `keys` tokens (self) and the text."""
+        d = self.dim
+        linear = 2 * queries * d * d * 6 + 2 * queries * d * self.ffn_dim * 2  # q,k,v,o + cross q,o ; ffn
+        attention = 4 * queries * (keys + text_tokens) * d  # scores + weighted sum, self and cross
+        return linear + attention
+
+    def embed_flops(self, tokens: int) -> int:
+        return 2 * tokens * self.dim * (self.patch_volume + self.out_volume)
+
+    def text_kv_flops(self, text_tokens: int) -> int:
+        """Cross-attention keys/values of the prompt for all layers (computed once per request)."""
+        return 2 * text_tokens * self.dim * self.dim * 2 * self.num_layers
+
+
+@dataclass
+class ComputeCounter:
+    """Accumulates what the forward actually computed; `snapshot()` for per-chunk deltas."""
+
+    token_layer_evals: int = 0  # tokens x layers run through a transformer block
+    token_layer_reused: int = 0  # tokens x layers whose block output came from a cache
+    flops: int = 0
+    forwards: int = 0  # transformer calls (one per row and per CFG branch batch)
+    extra: dict = field(default_factory=dict)
+
+    def snapshot(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "extra"}
+
+    @staticmethod
+    def delta(after: dict, before: dict) -> dict:
+        return {k: after[k] - before.get(k, 0) for k in after}

@@ -1,0 +1,195 @@
+"""The SkyReels-V2 transformer forward, written over diffusers' modules and weights.
+
+One function runs any contiguous range of a window's latent frames: the whole window (reference
+path), or only the blocks being denoised with the keys/values of finished blocks taken from a
+per-layer KV cache (chunked path). Modulation is kept per frame ([F, 6, C]) instead of per token.
+Every call adds what it computed to a ComputeCounter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .accounting import ComputeCounter, ModelShape
+
+
+class KVCache:
+    """Self-attention keys/values (after norm and RoPE) of finished frames, per layer, all CFG branches."""
+
+    def __init__(self, num_layers: int):
+        self.k: list[torch.Tensor | None] = [None] * num_layers
+        self.v: list[torch.Tensor | None] = [None] * num_layers
+        self.frames = 0
+
+    def get(self, layer: int):
+        return self.k[layer], self.v[layer]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        old_k, old_v = self.k[layer], self.v[layer]
+        self.k[layer] = k if old_k is None else torch.cat([old_k, k], dim=1)
+        self.v[layer] = v if old_v is None else torch.cat([old_v, v], dim=1)
+
+
+@dataclass
+class TextContext:
+    """Prompt states projected for every layer's cross-attention (constant for a request)."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    tokens: int
+
+
+class Denoiser:
+    def __init__(self, transformer, counter: ComputeCounter):
+        self.model = transformer
+        self.counter = counter
+        self.shape = ModelShape.of(transformer)
+        cfg = transformer.config
+        self.heads = cfg.num_attention_heads
+        self.patch = tuple(cfg.patch_size)
+        self.dtype = transformer.dtype
+        rope = transformer.rope
+        self._rope_parts = (rope.t_dim, rope.h_dim, rope.w_dim)
+
+    # -- per-request constants -------------------------------------------------------------
+    @torch.no_grad()
+    def encode_text(self, prompt_embeds: torch.Tensor) -> TextContext:
+        text = self.model.condition_embedder.text_embedder(prompt_embeds.to(self.dtype))
+        kv = []
+        for block in self.model.blocks:
+            a = block.attn2
+            k = a.norm_k(a.to_k(text)).unflatten(2, (self.heads, -1))
+            v = a.to_v(text).unflatten(2, (self.heads, -1))
+            kv.append((k, v))
+        self.counter.flops += text.shape[0] * self.shape.text_kv_flops(text.shape[1])
+        return TextContext(kv, text.shape[1])
+
+    @torch.no_grad()
+    def time_embedding(self, frame_timesteps: torch.Tensor, fps_flag: int | None):
+        """Per-frame time embedding [F, C] and block modulation [F, 6, C] (as diffusers computes them)."""
+        emb = self.model.condition_embedder
+        t = emb.timesteps_proj(frame_timesteps)
+        t = t.to(next(emb.time_embedder.parameters()).dtype)
+        temb = emb.time_embedder(t).to(self.dtype)
+        proj = emb.time_proj(emb.act_fn(temb)).unflatten(-1, (6, -1))
+        if self.model.config.inject_sample_info:
+            fps = torch.tensor([0 if fps_flag is None else fps_flag], device=temb.device)
+            proj = proj + self.model.fps_projection(self.model.fps_embedding(fps)).unflatten(1, (6, -1))
+        return temb, proj
+
+    def rotary(self, f0: int, f1: int, hp: int, wp: int):
+        rope = self.model.rope
+        cos = rope.freqs_cos.split(self._rope_parts, dim=1)
+        sin = rope.freqs_sin.split(self._rope_parts, dim=1)
+
+        def grid(parts):
+            nf = f1 - f0
+            t = parts[0][f0:f1].view(nf, 1, 1, -1).expand(nf, hp, wp, -1)
+            h = parts[1][:hp].view(1, hp, 1, -1).expand(nf, hp, wp, -1)
+            w = parts[2][:wp].view(1, 1, wp, -1).expand(nf, hp, wp, -1)
+            return torch.cat([t, h, w], dim=-1).reshape(1, nf * hp * wp, 1, -1).float()
+
+        c, s = grid(cos), grid(sin)
+        return c[..., 0::2], s[..., 1::2]
+
+    # -- the forward ----------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(
+        self,
+        latents: torch.Tensor,  # [B, C, F, H, W]: the frames to run (one batch row per CFG branch)
+        frame_offset: int,  # index of latents' first frame inside the window (RoPE position)
+        frame_timesteps: torch.Tensor,  # [F] long
+        text: TextContext,
+        fps_flag: int | None,
+        block_ids: torch.Tensor | None = None,  # [F] causal block per frame; None = full attention
+        cache: KVCache | None = None,
+        commit_frames: int = 0,  # leading frames whose keys/values are appended to `cache`
+    ) -> torch.Tensor:
+        m = self.model
+        b, _, nf, hh, ww = latents.shape
+        pt, ph, pw = self.patch
+        hp, wp = hh // ph, ww // pw
+        hw = hp * wp
+        lq = nf * hw
+        cos, sin = self.rotary(frame_offset, frame_offset + nf, hp, wp)
+        cos, sin = cos.to(latents.device), sin.to(latents.device)
+
+        x = m.patch_embedding(latents.to(self.dtype)).flatten(2).transpose(1, 2)  # [B, L, C]
+        temb, proj = self.time_embedding(frame_timesteps, fps_flag)
+        cached = cache.frames * hw if cache is not None else 0
+        mask = self._mask(block_ids, hw, cached, latents.device)
+        commit = commit_frames * hw
+
+        for layer, block in enumerate(m.blocks):
+            e = (block.scale_shift_table[0][:, None, None, :] + proj.float().transpose(0, 1)[:, :, None, :])
+            x = self._self_attention(block, x, e, cos, sin, mask, cache, layer, commit, b, nf, hw)
+            x = self._cross_attention_and_ffn(block, x, e, text.kv[layer], b, nf, hw)
+        self.counter.token_layer_evals += b * lq * len(m.blocks)
+        self.counter.flops += b * (len(m.blocks) * self.shape.layer_flops(lq, cached + lq, text.tokens)
+                                   + self.shape.embed_flops(lq))
+        self.counter.forwards += 1
+        if cache is not None:
+            cache.frames += commit_frames
+
+        mod = m.scale_shift_table[0][:, None, None, :] + temb[None, :, None, :]
+        shift, scale = mod[0], mod[1]
+        x = (m.norm_out(x.float()).view(b, nf, hw, -1) * (1 + scale) + shift).view(b, lq, -1).type_as(x)
+        x = m.proj_out(x)
+        x = x.reshape(b, nf, hp, wp, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return x.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+    @staticmethod
+    def _mask(block_ids, hw: int, cached: int, device) -> torch.Tensor | None:
+        if block_ids is None or len(torch.unique(block_ids)) == 1:
+            return None  # one block (or full attention): every query sees every key
+        ids = block_ids.to(device).repeat_interleave(hw)
+        inner = ids[:, None] >= ids[None, :]
+        if cached:
+            inner = torch.cat([torch.ones(len(ids), cached, dtype=torch.bool, device=device), inner], dim=1)
+        return inner
+
+    def _modulated(self, norm, x, shift, scale, b, nf, hw):
+        return (norm(x.float()).view(b, nf, hw, -1) * (1 + scale) + shift).view(b, nf * hw, -1).type_as(x)
+
+    def _gated(self, x, y, gate, b, nf, hw):
+        return (x.float().view(b, nf, hw, -1) + y.float().view(b, nf, hw, -1) * gate).view(b, nf * hw, -1).type_as(x)
+
+    def _self_attention(self, block, x, e, cos, sin, mask, cache, layer, commit, b, nf, hw):
+        a = block.attn1
+        n = self._modulated(block.norm1, x, e[0], e[1], b, nf, hw)
+        q = rope_apply(a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1)), cos, sin)
+        k = rope_apply(a.norm_k(a.to_k(n)).unflatten(2, (self.heads, -1)), cos, sin)
+        v = a.to_v(n).unflatten(2, (self.heads, -1))
+        k_all, v_all = k, v
+        if cache is not None:
+            old_k, old_v = cache.get(layer)
+            if old_k is not None:
+                k_all, v_all = torch.cat([old_k, k], dim=1), torch.cat([old_v, v], dim=1)
+            if commit:
+                cache.append(layer, k[:, :commit], v[:, :commit])
+        o = attention(q, k_all, v_all, mask).type_as(q)
+        return self._gated(x, a.to_out[0](o), e[2], b, nf, hw)
+
+    def _cross_attention_and_ffn(self, block, x, e, text_kv, b, nf, hw):
+        a = block.attn2
+        n = block.norm2(x.float()).type_as(x)
+        q = a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1))
+        k, v = text_kv
+        x = x + a.to_out[0](attention(q, k, v, None).type_as(q))
+        n = self._modulated(block.norm3, x, e[3], e[4], b, nf, hw)
+        return self._gated(x, block.ffn(n), e[5], b, nf, hw)
+
+
+def rope_apply(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Interleaved-pair rotary embedding, as diffusers' SkyReels-V2 attention processor applies it."""
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+    return out.type_as(x)
+
+
+def attention(q, k, v, mask):
+    """[B, L, H, D] layout in and out (flattened heads)."""
+    o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+    return o.transpose(1, 2).flatten(2, 3)

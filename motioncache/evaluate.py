@@ -1,0 +1,191 @@
+"""Procedural evaluator for the moving-shapes demo (no learned metrics).
+
+Heuristics, all tolerant to blur, noise and slight colour shifts of generated video:
+- Static background = per-pixel temporal median (a moving object covers any pixel for < half the clip).
+- Moving object: per frame, the largest connected region whose RGB distance to that background exceeds
+  DIFF_THRESHOLD; its centroid track gives the direction (robust Theil-Sen slope over frames).
+- Still object: it is part of the median image, so instead take the largest region of the median image
+  that differs by more than SALIENT_THRESHOLD from the dominant background colour (the global median
+  colour; demo textures are low-amplitude brightness patterns over < ~55% of the frame, so they stay below).
+- Main object = the larger of the two candidates (the demo's second object is always much smaller).
+- Colour: nearest named colour to the median colour of the object's pixels.
+- Shape: median fill ratio (area / bounding box) over frames: square ~1.0, circle ~0.785, triangle ~0.5,
+  measured on the region re-cut at 50% estimated coverage so blur and thresholds don't bias it.
+- Flicker: mean |frame[t+1] - frame[t]| over pixels never near any object, in [0, 255] units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from motioncache.demo_data import OBJECT_COLORS
+
+DIFF_THRESHOLD = 45.0      # demo objects differ from every background by >= 120 (RGB distance)
+SALIENT_THRESHOLD = 70.0   # above any texture's deviation from the base colour (<= 16 * sqrt(3) * 2)
+STILL_FRACTION = 0.1       # displacement below this fraction of the frame counts as "still"
+SQUARE_FILL, CIRCLE_FILL = 0.89, 0.66  # fill-ratio boundaries between square / circle / triangle
+SECTORS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
+FIELDS = ("color", "shape", "direction")
+
+_COLOR_NAMES = list(OBJECT_COLORS)
+_COLOR_RGB = np.asarray(list(OBJECT_COLORS.values()), np.float32)
+
+
+def _largest_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest 4-connected region of each [H, W] slice of mask [N, H, W] -> (masks, areas)."""
+    n, hw = mask.shape[0], mask.shape[1] * mask.shape[2]
+    none = mask.size
+    lab = np.where(mask, np.arange(mask.size).reshape(mask.shape), none)
+    while True:  # min-label propagation + pointer jumping; labels never leave their slice
+        p = np.pad(lab, ((0, 0), (1, 1), (1, 1)), constant_values=none)
+        nxt = np.minimum.reduce([lab, p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]])
+        nxt = np.where(mask, nxt, none)
+        flat = nxt.reshape(-1)
+        fg = flat < none
+        flat[fg] = flat[flat[fg]]
+        if np.array_equal(nxt, lab):
+            break
+        lab = nxt
+    counts = np.bincount(lab[mask], minlength=none).reshape(n, hw)
+    best = counts.argmax(axis=1)
+    areas = counts[np.arange(n), best]
+    regions = (lab == (best + np.arange(n) * hw)[:, None, None]) & (areas > 0)[:, None, None]
+    return regions, areas
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    p = np.pad(mask, r)
+    h, w = mask.shape
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out |= p[dy:dy + h, dx:dx + w]
+    return out
+
+
+def _fill(region: np.ndarray) -> float:
+    ys, xs = np.nonzero(region)
+    return len(ys) / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1))
+
+
+def _half_coverage(region: np.ndarray, pixels: np.ndarray, bg: np.ndarray, obj: np.ndarray) -> np.ndarray:
+    """Re-cut the region at 50% estimated coverage between background and object colour: the true edge
+    of an anti-aliased or blurred shape, whatever the threshold that first found it."""
+    d = obj - bg
+    cov = ((pixels - bg) * d).sum(-1) / np.maximum((d * d).sum(-1), 1.0)
+    near = _dilate(region, 2)
+    cut = near & (cov > 0.5)
+    return cut if cut.any() else region
+
+
+def _shape(fill: float) -> str:
+    return "square" if fill >= SQUARE_FILL else "circle" if fill >= CIRCLE_FILL else "triangle"
+
+
+def _color(rgb: np.ndarray) -> str:
+    return _COLOR_NAMES[int(np.linalg.norm(_COLOR_RGB - rgb, axis=1).argmin())]
+
+
+def _direction(dx: float, dy: float) -> str:
+    """dx, dy as fractions of the frame (y grows downwards)."""
+    if np.hypot(dx, dy) < STILL_FRACTION:
+        return "still"
+    return SECTORS[int(np.round(np.arctan2(-dy, dx) / (np.pi / 4))) % 8]
+
+
+def _theil_sen(t: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Median pairwise slope: ignores the odd frame where another region was picked."""
+    if len(t) < 2:
+        return np.zeros(c.shape[1])
+    i, j = np.triu_indices(len(t), 1)
+    return np.median((c[j] - c[i]) / (t[j] - t[i])[:, None], axis=0)
+
+
+def analyze_video(frames: np.ndarray) -> dict:
+    """Predict the main object's colour, shape and direction, plus background flicker, from [F, H, W, 3]."""
+    v = np.asarray(frames, np.float32)
+    f, h, w, _ = v.shape
+    min_area = max(12.0, 0.0015 * h * w)
+    bg = np.median(v, axis=0)
+    diff = np.linalg.norm(v - bg, axis=-1) > DIFF_THRESHOLD
+    moving, m_areas = _largest_regions(diff)
+    present = m_areas >= min_area
+    m_area = float(np.median(m_areas[present])) if present.sum() >= max(f / 2, 2) else 0.0
+    dominant = np.median(bg.reshape(-1, 3), axis=0)
+    salient = np.linalg.norm(bg - dominant, axis=-1) > SALIENT_THRESHOLD
+    still, s_area = _largest_regions(salient[None])
+    s_area = float(s_area[0])
+
+    out = {"found": True, "moving": False, "color": None, "shape": None, "direction": "still",
+           "fill": 0.0, "area": 0.0, "displacement": (0.0, 0.0)}
+    if m_area >= max(s_area, min_area):
+        t = np.flatnonzero(present).astype(np.float64)
+        regions = moving[present]
+        cent = np.array([[xs.mean(), ys.mean()] for ys, xs in (np.nonzero(r) for r in regions)])
+        dx, dy = _theil_sen(t, cent) * (f - 1) / np.array([w, h])
+        rgb = np.median(v[present][regions], axis=0)
+        fills = [_fill(_half_coverage(r, x, bg, rgb)) for r, x in zip(regions, v[present])]
+        out.update(moving=True, area=m_area, displacement=(float(dx), float(dy)),
+                   direction=_direction(dx, dy), color=_color(rgb), fill=float(np.median(fills)))
+    elif s_area >= min_area:
+        rgb = np.median(bg[still[0]], axis=0)
+        out.update(area=s_area, color=_color(rgb), fill=_fill(_half_coverage(still[0], bg, dominant, rgb)))
+    else:
+        out["found"] = False
+    if out["found"]:
+        out["shape"] = _shape(out["fill"])
+
+    background = ~_dilate(diff.any(axis=0) | salient, 2)
+    out["flicker"] = float(np.abs(np.diff(v, axis=0))[:, background].mean()) if f > 1 and background.any() else 0.0
+    return out
+
+
+def _truth(scene) -> dict:
+    main = scene.objects[0]
+    return {"color": main.color, "shape": main.shape, "direction": main.motion}
+
+
+def _summarize(preds: list[dict], refs: list[dict]) -> dict:
+    out: dict = {"n": len(preds)}
+    for k in FIELDS:
+        out[f"{k}_acc"] = float(np.mean([p[k] == r[k] for p, r in zip(preds, refs)])) if preds else 0.0
+    out["flicker"] = float(np.mean([p["flicker"] for p in preds])) if preds else 0.0
+    conf: dict = {k: {} for k in FIELDS}  # conf[field][reference][prediction] = count
+    for p, r in zip(preds, refs):
+        for k in FIELDS:
+            row = conf[k].setdefault(str(r[k]), {})
+            row[str(p[k])] = row.get(str(p[k]), 0) + 1
+    out["confusion"] = conf
+    return out
+
+
+def evaluate(videos_with_scenes: Iterable[tuple[np.ndarray, object]]) -> dict:
+    """Accuracy of the predicted main-object colour/shape/direction against each demo Scene."""
+    preds, refs = [], []
+    for frames, scene in videos_with_scenes:
+        preds.append(analyze_video(frames))
+        refs.append(_truth(scene))
+    return _summarize(preds, refs)
+
+
+def compare(videos_a: Iterable[np.ndarray], videos_b: Iterable[np.ndarray]) -> dict:
+    """Agreement of b's predictions with a's (e.g. a = uncached, b = cached); *_acc are agreement rates,
+    flicker is b's mean flicker and flicker_ref a's."""
+    a = [analyze_video(x) for x in videos_a]
+    b = [analyze_video(x) for x in videos_b]
+    if len(a) != len(b):
+        raise ValueError(f"compare needs paired videos, got {len(a)} and {len(b)}")
+    out = _summarize(b, a)
+    out["flicker_ref"] = float(np.mean([p["flicker"] for p in a])) if a else 0.0
+    return out
+
+
+def format_report(result: dict) -> str:
+    """One-line human summary for a CLI."""
+    parts = [f"n={result['n']}"] + [f"{k}={result[f'{k}_acc']:.3f}" for k in FIELDS]
+    parts.append(f"flicker={result['flicker']:.2f}")
+    if "flicker_ref" in result:
+        parts.append(f"flicker_ref={result['flicker_ref']:.2f}")
+    return " ".join(parts)
