@@ -49,7 +49,7 @@ DIAG_SHIFT = (0.50, 0.65)
 TEXTURE_AMPLITUDE = (8.0, 16.0)      # brightness offset; stays well below the evaluator's thresholds
 SECOND_OBJECT_PROB = 0.25
 HELDOUT_PERCENT = 15
-SPLIT_SALT = "0"                     # chosen so every (color, shape), (color, motion), (shape, motion) pair is trained
+SPLIT_SALT = "0"  # chosen so every (color, shape), (color, motion) and (shape, motion) pair is trained
 SUPERSAMPLE = 4                      # anti-aliased edges look more like real (VAE-decoded) video
 
 

@@ -18,7 +18,7 @@ import torch
 from diffusers import UniPCMultistepScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
-from .accounting import ComputeCounter
+from .accounting import ComputeCounter, ModelShape
 from .denoiser import Denoiser, KVCache
 from .model_files import Components
 from .policies import make_policy
@@ -59,6 +59,19 @@ class Plan:
     def total_rows(self) -> int:
         return sum(self.rows_per_window)
 
+    def reference_flops(self, transformer, text_tokens: int) -> int:
+        """FLOPs of the reference path (whole window on every row) for this plan: the compute-speedup baseline."""
+        shape = ModelShape.of(transformer)
+        p = transformer.config.patch_size
+        r = self.resolved
+        per_frame = (r.latent_height // p[1]) * (r.latent_width // p[2])
+        branches = 2 if r.use_cfg else 1
+        total = shape.text_kv_flops(text_tokens)
+        for w, rows in zip(self.windows, self.rows_per_window):
+            n = w.num_frames * per_frame
+            total += rows * (shape.num_layers * shape.layer_flops(n, n, text_tokens) + shape.embed_flops(n))
+        return branches * total
+
     @property
     def total_chunks(self) -> int:
         first = 1 if self.context_pixel_frames else 0
@@ -70,6 +83,20 @@ class Progress:
     rows_done: int = 0
     chunks_done: int = 0
     timings: dict = field(default_factory=lambda: {"text_encoding": 0.0, "denoising": 0.0, "decoding": 0.0})
+    on_row: Callable[["Progress"], None] | None = None  # called after every denoising row (progress bars)
+
+
+@dataclass
+class Generation:
+    """A planned request; iterating it runs the denoising loop and yields each chunk as soon as it is final."""
+
+    plan: Plan
+    progress: Progress
+    counter: ComputeCounter
+    chunks: Iterator[Chunk]
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self.chunks
 
 
 def _new_scheduler(config: dict, shift: float, steps: int, device) -> UniPCMultistepScheduler:
@@ -122,12 +149,13 @@ class Engine:
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None,
-                 progress: Progress | None = None, counter: ComputeCounter | None = None) -> Iterator[Chunk]:
-        """Yield every chunk as soon as it is final. Validation errors raise before the first chunk."""
+                 progress: Progress | None = None, counter: ComputeCounter | None = None) -> "Generation":
+        """Validate and plan now (errors raise here, before any work); iterate the result for the chunks."""
         condition_pixels = self._condition_frames(self.resolve(request))
         plan = self.plan(request, condition_pixels)
-        return self._run(plan, condition_pixels, should_stop or (lambda: False), progress or Progress(),
-                         counter or ComputeCounter())
+        progress, counter = progress or Progress(), counter or ComputeCounter()
+        chunks = self._run(plan, condition_pixels, should_stop or (lambda: False), progress, counter)
+        return Generation(plan, progress, counter, chunks)
 
     def _run(self, plan: Plan, condition_pixels, should_stop, progress: Progress, counter: ComputeCounter):
         c, r = self.c, plan.resolved
@@ -137,6 +165,7 @@ class Engine:
         block_causal = r.causal_block_size > 1  # diffusers: block size 1 means bidirectional attention
         denoiser = Denoiser(c.transformer, counter)
         decoder = StreamingDecoder(c.vae)
+        last = {"stats": counter.snapshot(), "time": time.perf_counter()}  # per-chunk figures are deltas
         t0 = time.perf_counter()
         prompts = [req.prompt] + ([req.negative_prompt] if r.use_cfg else [])
         embeds = encode_prompts(c.tokenizer, c.text_encoder, prompts, req.max_sequence_length, dtype)
@@ -147,7 +176,6 @@ class Engine:
         renoise_generator = torch.Generator("cpu").manual_seed((req.seed * 1_000_003 + 7) % 2**63)
         shape = (1, c.transformer.config.in_channels, 0, r.latent_height, r.latent_width)
         video = torch.zeros(shape, dtype=torch.float32, device=device)  # finished latents of the whole video
-        last = {"stats": counter.snapshot(), "time": time.perf_counter()}
         chunk_index = 0
 
         def emit(latents: torch.Tensor, latent_start: int, window: int) -> Chunk:
@@ -225,6 +253,8 @@ class Engine:
                                                             latents[:, :, s:e], return_dict=False)[0]
                 progress.rows_done += 1
                 progress.timings["denoising"] += time.perf_counter() - t
+                if progress.on_row:
+                    progress.on_row(progress)
                 for b in torch.nonzero(matrix.finishing(row)).flatten().tolist():
                     s, e = w.blocks[b]
                     yield emit(latents[:, :, s:e].clone(), w.start + s, w.index)

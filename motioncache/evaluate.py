@@ -11,7 +11,8 @@ Heuristics, all tolerant to blur, noise and slight colour shifts of generated vi
 - Colour: nearest named colour to the median colour of the object's pixels.
 - Shape: median fill ratio (area / bounding box) over frames: square ~1.0, circle ~0.785, triangle ~0.5,
   measured on the region re-cut at 50% estimated coverage so blur and thresholds don't bias it.
-- Flicker: mean |frame[t+1] - frame[t]| over pixels never near any object, in [0, 255] units.
+- Flicker: mean |frame[t+1] - frame[t]| over background pixels (never near anything that differs from the
+  median), in [0, 255] units.
 """
 
 from __future__ import annotations
@@ -73,10 +74,14 @@ def _fill(region: np.ndarray) -> float:
 def _half_coverage(region: np.ndarray, pixels: np.ndarray, bg: np.ndarray, obj: np.ndarray) -> np.ndarray:
     """Re-cut the region at 50% estimated coverage between background and object colour: the true edge
     of an anti-aliased or blurred shape, whatever the threshold that first found it."""
-    d = obj - bg
-    cov = ((pixels - bg) * d).sum(-1) / np.maximum((d * d).sum(-1), 1.0)
     near = _dilate(region, 2)
-    cut = near & (cov > 0.5)
+    ys, xs = np.nonzero(near)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))  # only look near the region
+    b = bg[box] if bg.ndim == 3 else bg
+    d = obj - b
+    cov = ((pixels[box] - b) * d).sum(-1) / np.maximum((d * d).sum(-1), 1.0)
+    cut = np.zeros_like(region)
+    cut[box] = near[box] & (cov > 0.5)
     return cut if cut.any() else region
 
 
@@ -103,22 +108,33 @@ def _theil_sen(t: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.median((c[j] - c[i]) / (t[j] - t[i])[:, None], axis=0)
 
 
+def _temporal_median(v: np.ndarray) -> np.ndarray:
+    """np.median(v, axis=0), about twice as fast via partition."""
+    f = v.shape[0]
+    flat = v.reshape(f, -1)
+    if f % 2:
+        return np.partition(flat, f // 2, axis=0)[f // 2].reshape(v.shape[1:])
+    part = np.partition(flat, [f // 2 - 1, f // 2], axis=0)
+    return ((part[f // 2 - 1] + part[f // 2]) / 2).reshape(v.shape[1:])
+
+
 def analyze_video(frames: np.ndarray) -> dict:
     """Predict the main object's colour, shape and direction, plus background flicker, from [F, H, W, 3]."""
     v = np.asarray(frames, np.float32)
     f, h, w, _ = v.shape
     min_area = max(12.0, 0.0015 * h * w)
-    bg = np.median(v, axis=0)
+    bg = _temporal_median(v)
     diff = np.linalg.norm(v - bg, axis=-1) > DIFF_THRESHOLD
     moving, m_areas = _largest_regions(diff)
     present = m_areas >= min_area
     m_area = float(np.median(m_areas[present])) if present.sum() >= max(f / 2, 2) else 0.0
+    present &= np.abs(np.log(np.maximum(m_areas, 1) / max(m_area, 1))) < np.log(2)  # drop e.g. flash frames
     dominant = np.median(bg.reshape(-1, 3), axis=0)
     salient = np.linalg.norm(bg - dominant, axis=-1) > SALIENT_THRESHOLD
     still, s_area = _largest_regions(salient[None])
     s_area = float(s_area[0])
 
-    out = {"found": True, "moving": False, "color": None, "shape": None, "direction": "still",
+    out = {"found": True, "moving": False, "color": None, "shape": None, "direction": None,
            "fill": 0.0, "area": 0.0, "displacement": (0.0, 0.0)}
     if m_area >= max(s_area, min_area):
         t = np.flatnonzero(present).astype(np.float64)
@@ -131,14 +147,19 @@ def analyze_video(frames: np.ndarray) -> dict:
                    direction=_direction(dx, dy), color=_color(rgb), fill=float(np.median(fills)))
     elif s_area >= min_area:
         rgb = np.median(bg[still[0]], axis=0)
-        out.update(area=s_area, color=_color(rgb), fill=_fill(_half_coverage(still[0], bg, dominant, rgb)))
+        fill = _fill(_half_coverage(still[0], bg, dominant, rgb))
+        out.update(area=s_area, direction="still", color=_color(rgb), fill=fill)
     else:
         out["found"] = False
     if out["found"]:
         out["shape"] = _shape(out["fill"])
 
-    background = ~_dilate(diff.any(axis=0) | salient, 2)
-    out["flicker"] = float(np.abs(np.diff(v, axis=0))[:, background].mean()) if f > 1 and background.any() else 0.0
+    # Background = never differs from the median. Strong flicker makes that (nearly) empty, so then fall
+    # back to "away from still objects", then to all pixels: heavy flicker must not hide itself.
+    for background in (~_dilate(diff.any(axis=0) | salient, 2), ~_dilate(salient, 2), np.ones((h, w), bool)):
+        if background.mean() >= 0.25:
+            break
+    out["flicker"] = float(np.abs(np.diff(v, axis=0))[:, background].mean()) if f > 1 else 0.0
     return out
 
 

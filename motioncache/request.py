@@ -121,8 +121,6 @@ def resolve(req: GenerationRequest, *, model_defaults: dict, scheduler_shift: fl
     if block > base_latent:
         raise ValueError(f"causal_block_size {block} is larger than a window ({base_latent} latent frames); "
                          f"use at most {base_latent}")
-    if req.ar_step > 0 and block == 1 and latent > 1 and req.cache.policy != "none":
-        pass  # allowed: diffusers' attention is bidirectional then; the engine runs whole windows
     return ResolvedRequest(
         request=req, num_frames=num_frames, height=height, width=width, fps=pick("fps"),
         num_inference_steps=pick("num_inference_steps"), shift=req.shift or model_defaults.get("shift") or scheduler_shift,
@@ -130,3 +128,12 @@ def resolve(req: GenerationRequest, *, model_defaults: dict, scheduler_shift: fl
         base_latent_frames=base_latent, overlap_latent_frames=overlap_latent,
         latent_height=height // spatial_scale, latent_width=width // spatial_scale,
     )
+
+
+def describe_validation_error(error) -> str:
+    """One line per problem, naming the field: 'num_frames: must be 4k+1 ...'."""
+    parts = []
+    for e in error.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "request"
+        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)

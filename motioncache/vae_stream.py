@@ -56,7 +56,7 @@ class StreamingDecoder:
 def encode_frames(vae, frames: np.ndarray) -> torch.Tensor:
     """uint8 frames [F, H, W, 3] (F = 4k+1) -> normalized latents [1, C, k+1, h, w] (the posterior mode)."""
     device = next(vae.parameters()).device
-    x = torch.from_numpy(frames).to(device, torch.float32).permute(3, 0, 1, 2)[None] / 127.5 - 1.0
+    x = torch.from_numpy(np.array(frames)).to(device, torch.float32).permute(3, 0, 1, 2)[None] / 127.5 - 1.0
     z = vae.encode(x).latent_dist.mode()
     mean, inv_std = _stats(vae, device)
     return (z - mean) * inv_std

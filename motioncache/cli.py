@@ -1,0 +1,177 @@
+"""`motioncache` command line: generate, make-tiny-model (more subcommands join as they are built).
+
+Errors are one clear line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo"
+
+
+class CliError(Exception):
+    pass
+
+
+def _add_generation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help=f"diffusers-format SkyReels-V2 DF directory (default {DEFAULT_MODEL})")
+    p.add_argument("--negative-prompt", default="")
+    p.add_argument("--num-frames", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--fps", type=int)
+    p.add_argument("--steps", type=int, dest="num_inference_steps")
+    p.add_argument("--guidance-scale", type=float, default=6.0)
+    p.add_argument("--shift", type=float)
+    p.add_argument("--ar-step", type=int, default=0)
+    p.add_argument("--causal-block-size", type=int)
+    p.add_argument("--base-num-frames", type=int)
+    p.add_argument("--overlap-history", type=int)
+    p.add_argument("--addnoise-condition", type=float, default=0.0)
+    p.add_argument("--max-sequence-length", type=int, default=512)
+    p.add_argument("--cache", default="none", help="cache policy: none | chunked")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+
+
+def _request_fields(args) -> dict:
+    names = ["negative_prompt", "num_frames", "height", "width", "fps", "num_inference_steps", "guidance_scale",
+             "shift", "ar_step", "causal_block_size", "base_num_frames", "overlap_history", "addnoise_condition",
+             "max_sequence_length"]
+    fields = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    fields["cache"] = {"policy": args.cache}
+    return fields
+
+
+def _read_b64(path: str | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return base64.b64encode(Path(path).read_bytes()).decode()
+    except OSError as e:
+        raise CliError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def load_engine(model: str | None, device: str, dtype: str):
+    from .engine import Engine
+    from .model_files import load_components
+
+    path = Path(model) if model else DEFAULT_MODEL
+    if not path.exists():
+        hint = "" if model else " (the demo model is not there: pass --model DIR; `motioncache make-tiny-model DIR` makes a tiny one)"
+        raise CliError(f"model directory {path} does not exist{hint}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CliError(f"--device {device}: no CUDA device is available on this machine")
+    return Engine(load_components(path, device=device, dtype=dtype))
+
+
+def cmd_generate(args) -> None:
+    import numpy as np
+    from tqdm import tqdm
+
+    from .request import GenerationRequest
+    from .video_io import write_mp4
+
+    request = GenerationRequest(prompt=args.prompt, seed=args.seed, image=_read_b64(args.image, "image"),
+                                prefix_video=_read_b64(args.prefix_video, "prefix video"), **_request_fields(args))
+    engine = load_engine(args.model, args.device, args.dtype)
+    generation = engine.generate(request)  # validates and plans before any work
+    plan, progress, counter = generation.plan, generation.progress, generation.counter
+    bar = tqdm(total=plan.total_rows, unit="row", desc="denoising", file=sys.stderr, disable=args.quiet)
+    progress.on_row = lambda p: bar.update(1)
+    started = time.perf_counter()
+    frames, chunk_stats = [], []
+    for chunk in generation:
+        frames.append(chunk.frames)
+        chunk_stats.append({"index": chunk.index, "frames": [chunk.frame_start, chunk.frame_end], **chunk.stats})
+        bar.set_postfix(chunks=f"{chunk.index + 1}/{plan.total_chunks}")
+    bar.close()
+    video = (np.concatenate(frames) * 255.0).round().clip(0, 255).astype(np.uint8)
+    t = time.perf_counter()
+    write_mp4(video, args.output, plan.resolved.fps)
+    progress.timings["encoding"] = time.perf_counter() - t
+    if args.frames_npy:
+        np.save(args.frames_npy, video)
+    stats = summarize(plan, engine, counter, progress, time.perf_counter() - started)
+    stats["chunks"] = chunk_stats
+    if args.stats:
+        Path(args.stats).write_text(json.dumps(stats, indent=2))
+    print(f"wrote {args.output}: {len(video)} frames {video.shape[2]}x{video.shape[1]} in {stats['wall_s']:.1f} s, "
+          f"{stats['chunks_total']} chunks, compute speedup {stats['compute_speedup']:.2f}x vs reference")
+
+
+def summarize(plan, engine, counter, progress, wall_s: float) -> dict:
+    r = plan.resolved
+    reference = plan.reference_flops(engine.c.transformer, r.request.max_sequence_length)
+    return {
+        "request": r.request.model_dump(exclude={"image", "prefix_video"}),
+        "resolved": {k: getattr(r, k) for k in ("num_frames", "height", "width", "fps", "num_inference_steps", "shift",
+                                                "causal_block_size", "base_num_frames", "latent_frames")},
+        "windows": len(plan.windows), "rows_total": plan.total_rows, "chunks_total": plan.total_chunks,
+        **counter.snapshot(), "reference_flops": reference,
+        "compute_speedup": reference / counter.flops if counter.flops else 0.0,
+        "timings_s": dict(progress.timings), "wall_s": wall_s,
+    }
+
+
+def cmd_make_tiny_model(args) -> None:
+    from .tiny_model import make_tiny_model
+
+    out = make_tiny_model(args.dir, num_layers=args.layers, causal_block_size=args.causal_block_size, seed=args.seed)
+    print(f"wrote a tiny random SkyReels-V2 DF pipeline to {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motioncache", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="generate a video from a prompt")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--image", help="PNG/JPEG used as the first frame")
+    g.add_argument("--prefix-video", help="MP4 to extend")
+    g.add_argument("--output", default="out.mp4")
+    g.add_argument("--frames-npy", help="also save the frames as uint8 .npy [F,H,W,3]")
+    g.add_argument("--stats", help="write the request's figures as JSON")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_generation_args(g)
+    g.set_defaults(func=cmd_generate)
+    t = sub.add_parser("make-tiny-model", help="write a tiny random-weight model directory (tests, smoke runs)")
+    t.add_argument("dir")
+    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--causal-block-size", type=int, default=1)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_make_tiny_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from .request import describe_validation_error
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ValidationError as e:
+        print(f"error: {describe_validation_error(e)}", file=sys.stderr)
+        return 2
+    except (CliError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Procedural demo data generator and evaluator (numpy only)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from motioncache import demo_data as dd
+from motioncache import evaluate as ev
+
+N_PER_SPLIT = 32  # 64 scenes in all, rendered once per module
+
+
+def _blur(v: np.ndarray) -> np.ndarray:
+    """Separable [1, 2, 1] / 4 blur over height and width."""
+    out = v.astype(np.float32)
+    for ax in (1, 2):
+        pad = [(0, 0)] * out.ndim
+        pad[ax] = (1, 1)
+        p = np.pad(out, pad, mode="edge")
+        n = out.shape[ax]
+        out = (p.take(range(0, n), ax) + 2 * p.take(range(1, n + 1), ax) + p.take(range(2, n + 2), ax)) / 4
+    return out
+
+
+def _perturb(v: np.ndarray, rng) -> np.ndarray:
+    return np.clip(_blur(v) + rng.normal(0, 8, v.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def ground_truth():
+    scenes = [dd.sample_scene(np.random.default_rng(100 + i), "train") for i in range(N_PER_SPLIT)]
+    scenes += [s for _, s in dd.heldout_captions(N_PER_SPLIT, seed=7)]
+    return [(dd.render(s, 33), s) for s in scenes]
+
+
+def test_deterministic():
+    f1, c1, s1 = dd.make_example(42)
+    f2, c2, s2 = dd.make_example(42)
+    assert np.array_equal(f1, f2) and c1 == c2 and s1 == s2
+    f3, c3, _ = dd.make_example(43)
+    assert not np.array_equal(f1, f3) or c1 != c3
+
+
+def test_shapes_and_dtype():
+    frames, cap, _ = dd.make_example(0)
+    assert frames.shape == (33, 128, 128, 3) and frames.dtype == np.uint8
+    frames, _, _ = dd.make_example(0, num_frames=9, height=64, width=96)
+    assert frames.shape == (9, 64, 96, 3) and frames.dtype == np.uint8
+    assert isinstance(cap, str) and cap.startswith("a ")
+
+
+def test_captions_use_vocabulary():
+    vocab = set(dd.VOCABULARY)
+    seconds = 0
+    for seed in range(300):
+        scene = dd.sample_scene(np.random.default_rng(seed))
+        words = dd.caption(scene).split()
+        assert set(words) <= vocab
+        assert ("small" in words) == (len(scene.objects) == 2)
+        seconds += len(scene.objects) == 2
+    assert 30 < seconds < 120  # roughly a quarter of scenes have a second object
+
+
+def test_heldout_split():
+    train, held = set(dd.SPLIT_COMBOS["train"]), set(dd.SPLIT_COMBOS["heldout"])
+    assert not train & held and train | held == set(dd.COMBOS)
+    assert 0.08 < len(held) / len(dd.COMBOS) < 0.25
+    for a, b in [(0, 1), (0, 2), (1, 2)]:  # every attribute pair (hence every value) is trained
+        assert {(k[a], k[b]) for k in train} == {(k[a], k[b]) for k in dd.COMBOS}
+    for seed in range(300):  # held-out combinations never appear in training, not even as second object
+        scene = dd.sample_scene(np.random.default_rng(seed), "train")
+        assert all((o.color, o.shape, o.motion) in train for o in scene.objects)
+    pairs = dd.heldout_captions(50)
+    assert len(pairs) == 50 and pairs == dd.heldout_captions(50)
+    for cap, scene in pairs:
+        assert (scene.main.color, scene.main.shape, scene.main.motion) in held
+        assert cap == dd.caption(scene)
+
+
+def test_background_static_and_objects_in_view():
+    for seed in range(20):
+        frames, _, scene = dd.make_example(seed, num_frames=17)
+        bg = dd.render(dataclasses.replace(scene, objects=()), 1)[0]
+        yy, xx = np.mgrid[0:128, 0:128] + 0.5
+        for f, frame in enumerate(frames):
+            t = f / 16
+            near = np.zeros((128, 128), bool)
+            for o in scene.objects:
+                cx, cy = (np.asarray(o.start) + t * np.asarray(o.shift)) * 128
+                r = o.size * 128
+                assert r <= cx <= 128 - r and r <= cy <= 128 - r  # whole shape in view
+                near |= (np.abs(xx - cx) <= r + 1) & (np.abs(yy - cy) <= r + 1)
+            assert np.array_equal(frame[~near], bg[~near])
+
+
+def test_evaluator_on_ground_truth(ground_truth):
+    res = ev.evaluate(ground_truth)
+    print("clean", ev.format_report(res))
+    assert res["n"] == 2 * N_PER_SPLIT
+    assert res["color_acc"] >= 0.95 and res["shape_acc"] >= 0.90 and res["direction_acc"] >= 0.95
+    assert res["flicker"] < 0.5
+    assert sum(sum(row.values()) for row in res["confusion"]["shape"].values()) == res["n"]
+
+
+def test_evaluator_on_perturbed_ground_truth(ground_truth):
+    rng = np.random.default_rng(0)
+    noisy = [(_perturb(v, rng), s) for v, s in ground_truth]
+    res = ev.evaluate(noisy)
+    print("perturbed", ev.format_report(res))
+    assert res["color_acc"] >= 0.95 and res["shape_acc"] >= 0.90 and res["direction_acc"] >= 0.95
+    assert 5 < res["flicker"] < 15  # gaussian noise sigma 8 shows up as flicker of ~9
+
+
+def test_compare_agreement(ground_truth):
+    videos = [v for v, _ in ground_truth[:8]]
+    res = ev.compare(videos, videos)
+    assert res["color_acc"] == res["shape_acc"] == res["direction_acc"] == 1.0
+    assert res["flicker"] == res["flicker_ref"]
+    flipped = ev.compare(videos, [v[:, :, ::-1] for v in videos])  # mirrored: left/right swap
+    assert flipped["direction_acc"] < 1.0 and flipped["color_acc"] == 1.0
