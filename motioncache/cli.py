@@ -27,9 +27,9 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int)
     p.add_argument("--fps", type=int)
     p.add_argument("--steps", type=int, dest="num_inference_steps")
-    p.add_argument("--guidance-scale", type=float, default=6.0)
+    p.add_argument("--guidance-scale", type=float)
     p.add_argument("--shift", type=float)
-    p.add_argument("--ar-step", type=int, default=0)
+    p.add_argument("--ar-step", type=int)
     p.add_argument("--causal-block-size", type=int)
     p.add_argument("--base-num-frames", type=int)
     p.add_argument("--overlap-history", type=int)
@@ -114,7 +114,7 @@ def summarize(plan, engine, counter, progress, wall_s: float) -> dict:
     reference = plan.reference_flops(engine.c.transformer, r.request.max_sequence_length)
     return {
         "request": r.request.model_dump(exclude={"image", "prefix_video"}),
-        "resolved": {k: getattr(r, k) for k in ("num_frames", "height", "width", "fps", "num_inference_steps", "shift",
+        "resolved": {k: getattr(r, k) for k in ("num_frames", "guidance_scale", "ar_step", "height", "width", "fps", "num_inference_steps", "shift",
                                                 "causal_block_size", "base_num_frames", "latent_frames")},
         "windows": len(plan.windows), "rows_total": plan.total_rows, "chunks_total": plan.total_chunks,
         **counter.snapshot(), "reference_flops": reference,
@@ -123,10 +123,34 @@ def summarize(plan, engine, counter, progress, wall_s: float) -> dict:
     }
 
 
+def cmd_bench(args) -> None:
+    from .bench import benchmark, format_table, write_json
+    from .request import GenerationRequest
+
+    prompts = list(args.prompt or [])
+    if args.prompts:
+        try:
+            prompts += [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
+        except OSError as e:
+            raise CliError(f"cannot read --prompts {args.prompts}: {e.strerror}") from None
+    if not prompts:
+        raise CliError("give --prompt TEXT (repeatable) or --prompts FILE (one prompt per line)")
+    knobs = _request_fields(args)
+    knobs.pop("cache")
+    GenerationRequest(prompt=prompts[0], **knobs)  # fail fast on bad knobs, before loading the model
+    engine = load_engine(args.model, args.device, args.dtype)
+    report = benchmark(engine, args.policies.split(","), prompts, args.seeds, knobs,
+                       log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    print(format_table(report))
+    if args.json:
+        write_json(report, args.json)
+
+
 def cmd_make_tiny_model(args) -> None:
     from .tiny_model import make_tiny_model
 
-    out = make_tiny_model(args.dir, num_layers=args.layers, causal_block_size=args.causal_block_size, seed=args.seed)
+    out = make_tiny_model(args.dir, num_layers=args.layers, heads=args.heads, head_dim=args.head_dim,
+                          ffn_dim=args.ffn_dim, causal_block_size=args.causal_block_size, seed=args.seed)
     print(f"wrote a tiny random SkyReels-V2 DF pipeline to {out}")
 
 
@@ -144,12 +168,32 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_generation_args(g)
     g.set_defaults(func=cmd_generate)
+    b = sub.add_parser("bench", help="compare cache policies on the same prompts and seeds")
+    b.add_argument("--policies", default="none,chunked", help="comma-separated policies (none is always included)")
+    b.add_argument("--prompt", action="append", help="a prompt (repeatable)")
+    b.add_argument("--prompts", help="file with one prompt per line")
+    b.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
+    b.add_argument("--json", help="write results as JSON")
+    b.add_argument("--quiet", action="store_true")
+    _add_generation_args(b)
+    b.set_defaults(func=cmd_bench)
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight model directory (tests, smoke runs)")
     t.add_argument("dir")
     t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--heads", type=int, default=2)
+    t.add_argument("--head-dim", type=int, default=12)
+    t.add_argument("--ffn-dim", type=int, default=48)
     t.add_argument("--causal-block-size", type=int, default=1)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_make_tiny_model)
+    import importlib
+    import importlib.util
+
+    for name in ("motioncache.demo_train", "motioncache.evaluate"):  # subcommands that live with their feature
+        if importlib.util.find_spec(name):
+            module = importlib.import_module(name)
+            if hasattr(module, "register"):
+                module.register(sub)
     return parser
 
 

@@ -143,7 +143,7 @@ class Engine:
             raise ValueError(f"the conditioning video ({cond_pixels} frames) must be shorter than base_num_frames")
         windows = plan_windows(r.latent_frames, r.base_latent_frames, r.overlap_latent_frames, cond_latent,
                                r.causal_block_size)
-        rows = [step_matrix(len(w.blocks), r.num_inference_steps, r.request.ar_step, w.num_context_blocks).rows
+        rows = [step_matrix(len(w.blocks), r.num_inference_steps, r.ar_step, w.num_context_blocks).rows
                 for w in windows]
         return Plan(r, windows, rows, cond_pixels)
 
@@ -213,7 +213,7 @@ class Engine:
                                      device=torch.device("cpu"), dtype=torch.float32).to(device)
                 model_input_ctx = latents[:, :, :ctx] * (1.0 - f) + noise * f
 
-            matrix = step_matrix(len(w.blocks), r.num_inference_steps, req.ar_step, w.num_context_blocks)
+            matrix = step_matrix(len(w.blocks), r.num_inference_steps, r.ar_step, w.num_context_blocks)
             block_timesteps = matrix.timesteps(timesteps)
             sizes = torch.tensor([e - s for s, e in w.blocks])
             block_of_frame = torch.arange(len(w.blocks)).repeat_interleave(sizes)
@@ -246,7 +246,7 @@ class Engine:
                                         block_ids=block_of_frame[f0:f1] if block_causal else None,
                                         cache=cache, commit_frames=commit)
                 if r.use_cfg:
-                    pred = pred[1:2] + req.guidance_scale * (pred[0:1] - pred[1:2])
+                    pred = pred[1:2] + r.guidance_scale * (pred[0:1] - pred[1:2])
                 for b in active:
                     s, e = w.blocks[b]
                     latents[:, :, s:e] = schedulers[b].step(pred[:, :, s - f0:e - f0], block_timesteps[row, b],

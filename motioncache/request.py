@@ -11,7 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # diffusers' SkyReelsV2DiffusionForcingPipeline defaults
-PIPELINE_DEFAULTS = dict(height=544, width=960, num_frames=97, num_inference_steps=50, fps=24, base_num_frames=97)
+PIPELINE_DEFAULTS = dict(height=544, width=960, num_frames=97, num_inference_steps=50, fps=24, base_num_frames=97,
+                         guidance_scale=6.0, ar_step=0)
 
 
 def _four_k_plus_one(name: str, value: int | None) -> int | None:
@@ -40,9 +41,9 @@ class GenerationRequest(BaseModel):
     width: int | None = Field(None, ge=16, le=4096, multiple_of=16)
     fps: int | None = Field(None, ge=1, le=120)
     num_inference_steps: int | None = Field(None, ge=1, le=1000)
-    guidance_scale: float = Field(6.0, ge=1.0, le=50.0, description="1.0 = no classifier-free guidance")
+    guidance_scale: float | None = Field(None, ge=1.0, le=50.0, description="1.0 = no classifier-free guidance")
     shift: float | None = Field(None, gt=0.0, le=100.0, description="flow shift; None = the scheduler's")
-    ar_step: int = Field(0, ge=0, le=1000)
+    ar_step: int | None = Field(None, ge=0, le=1000, description="0 = synchronous")
     causal_block_size: int | None = Field(None, ge=1, le=1000)
     base_num_frames: int | None = Field(None, ge=1, le=100_000)
     overlap_history: int | None = Field(None, ge=1, le=100_000)
@@ -72,6 +73,8 @@ class ResolvedRequest(BaseModel):
 
     request: GenerationRequest
     num_frames: int
+    guidance_scale: float
+    ar_step: int
     height: int
     width: int
     fps: int
@@ -88,7 +91,7 @@ class ResolvedRequest(BaseModel):
 
     @property
     def use_cfg(self) -> bool:
-        return self.request.guidance_scale > 1.0
+        return self.guidance_scale > 1.0
 
 
 def resolve(req: GenerationRequest, *, model_defaults: dict, scheduler_shift: float, model_block_size: int,
@@ -122,7 +125,7 @@ def resolve(req: GenerationRequest, *, model_defaults: dict, scheduler_shift: fl
         raise ValueError(f"causal_block_size {block} is larger than a window ({base_latent} latent frames); "
                          f"use at most {base_latent}")
     return ResolvedRequest(
-        request=req, num_frames=num_frames, height=height, width=width, fps=pick("fps"),
+        request=req, num_frames=num_frames, guidance_scale=pick("guidance_scale"), ar_step=pick("ar_step"), height=height, width=width, fps=pick("fps"),
         num_inference_steps=pick("num_inference_steps"), shift=req.shift or model_defaults.get("shift") or scheduler_shift,
         causal_block_size=block, base_num_frames=base, overlap_history=overlap, latent_frames=latent,
         base_latent_frames=base_latent, overlap_latent_frames=overlap_latent,

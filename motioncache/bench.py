@@ -1,0 +1,112 @@
+"""`motioncache bench`: every cache policy on the same prompts and seeds, in one process, interleaved.
+
+For each policy: wall speedup vs `none` (ratio per prompt and seed, then the median), compute speedup
+(reference FLOPs / FLOPs done), token-skip rate, PSNR and SSIM of its frames against `none`'s, and the
+per-chunk PSNR drift. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .quality import psnr, ssim
+from .request import GenerationRequest
+
+
+def run_once(engine, request: GenerationRequest) -> dict:
+    started = time.perf_counter()
+    gen = engine.generate(request)
+    chunks = list(gen)
+    wall = time.perf_counter() - started
+    c = gen.counter
+    total = c.token_layer_evals + c.token_layer_reused
+    return {
+        "frames": np.concatenate([ch.frames for ch in chunks]),
+        "chunk_bounds": [(ch.frame_start, ch.frame_end) for ch in chunks],
+        "wall_s": wall, "denoise_s": gen.progress.timings["denoising"], "flops": c.flops,
+        "reference_flops": gen.plan.reference_flops(engine.c.transformer, request.max_sequence_length),
+        "token_layer_evals": c.token_layer_evals, "token_skip_rate": c.token_layer_reused / total if total else 0.0,
+    }
+
+
+def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs: dict, log=print) -> dict:
+    if "none" not in policies:
+        policies = ["none"] + policies  # the reference every figure is relative to
+    runs = []
+    for p_index, prompt in enumerate(prompts):
+        for seed in range(seeds):
+            order = policies[(p_index + seed) % len(policies):] + policies[:(p_index + seed) % len(policies)]
+            results = {}
+            for spec in order:  # rotate the order so no policy always runs on a cold or warm machine
+                policy, preset_knobs = parse_policy(spec)
+                req = GenerationRequest(prompt=prompt, seed=seed, cache={"policy": policy, "knobs": preset_knobs},
+                                        **knobs)
+                results[spec] = run_once(engine, req)
+                log(f"  {spec:>18} prompt {p_index} seed {seed}: {results[spec]['wall_s']:.2f} s")
+            ref = results["none"]
+            for spec, res in results.items():
+                drift = [psnr(res["frames"][a:b], ref["frames"][a:b]) for a, b in res["chunk_bounds"]]
+                runs.append({
+                    "policy": spec, "prompt": prompt, "seed": seed, "wall_s": res["wall_s"],
+                    "denoise_s": res["denoise_s"], "wall_speedup": ref["wall_s"] / res["wall_s"],
+                    "denoise_speedup": ref["denoise_s"] / res["denoise_s"],
+                    "compute_speedup": res["reference_flops"] / res["flops"], "flops": res["flops"],
+                    "token_skip_rate": res["token_skip_rate"], "psnr": psnr(res["frames"], ref["frames"]),
+                    "ssim": ssim(res["frames"], ref["frames"]), "chunk_psnr": drift,
+                })
+    results = []
+    for spec in policies:
+        mine = [r for r in runs if r["policy"] == spec]
+        med = lambda key: statistics.median(r[key] for r in mine)  # noqa: E731
+        results.append({"policy": spec, **{k: med(k) for k in ("wall_speedup", "denoise_speedup", "compute_speedup",
+                                                                "token_skip_rate", "psnr", "ssim", "wall_s")},
+                        "chunk_psnr_first": med_first(mine, 0), "chunk_psnr_last": med_first(mine, -1)})
+    return {"results": results, "runs": runs, "settings": {"policies": policies, "prompts": prompts, "seeds": seeds,
+                                                           **knobs}}
+
+
+def med_first(runs, index):
+    return statistics.median(r["chunk_psnr"][index] for r in runs)
+
+
+def parse_policy(spec: str) -> tuple[str, dict]:
+    """`policy` or `policy-preset`; presets are resolved by the policy registry when it has them."""
+    from . import policies
+
+    resolve = getattr(policies, "resolve_preset", None)
+    return resolve(spec) if resolve else (spec, {})
+
+
+def format_table(report: dict) -> str:
+    head = f"{'policy':>18} {'wall x':>7} {'denoise x':>9} {'compute x':>9} {'skip':>6} {'PSNR dB':>8} {'SSIM':>6} " \
+           f"{'chunk PSNR first/last':>22}"
+    lines = [head, "-" * len(head)]
+    for r in report["results"]:
+        lines.append(f"{r['policy']:>18} {r['wall_speedup']:7.2f} {r['denoise_speedup']:9.2f} "
+                     f"{r['compute_speedup']:9.2f} {r['token_skip_rate']:6.1%} {_db(r['psnr']):>8} {r['ssim']:6.4f} "
+                     f"{_db(r['chunk_psnr_first']):>10} / {_db(r['chunk_psnr_last']):<9}")
+    return "\n".join(lines)
+
+
+def _db(x: float) -> str:
+    return "inf" if x == float("inf") else f"{x:.2f}"
+
+
+def write_json(report: dict, path: str) -> None:
+    """Strict JSON: an infinite PSNR (identical frames) is written as null."""
+
+    def finite(x):
+        if isinstance(x, float) and not np.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [finite(v) for v in x]
+        return x
+
+    Path(path).write_text(json.dumps(finite(report), indent=1, allow_nan=False))

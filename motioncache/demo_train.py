@@ -1,0 +1,468 @@
+"""Train the shipped demo model on the procedural moving-shapes data: `motioncache train-demo`.
+
+Three resumable phases, each checkpointed under OUT/.train/:
+1. vae:         AutoencoderKLWan on short clips / crops (L1 + small KL), fully convolutional and causal in time.
+2. data:        render training clips, encode them with the trained VAE (posterior mode), normalize with
+                per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
+3. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
+                (one flow-matching noise level per causal block, block-causal attention, caption dropout).
+The model directory OUT is (re)written at every transformer checkpoint, so a usable model exists early.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .demo_data import VOCABULARY, heldout_captions, make_example
+from .model_files import SCHEDULER_CONFIG
+from .text import clean_prompt
+from .tiny_model import build_tokenizer
+
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "models" / "demo"
+TEXT_TOKENS = 32        # longest demo caption is ~24 tokens; states are zero-padded to the engine's length
+ENGINE_TEXT_LEN = 512   # the engine's default max_sequence_length: cross-attention sees this many (zero) states
+
+
+@dataclass
+class TrainConfig:
+    height: int = 128
+    width: int = 128
+    seed: int = 0
+    # VAE (phase 1)
+    vae_base_dim: int = 12
+    vae_dim_mult: tuple = (1, 1, 2, 2)
+    vae_steps: int = 1400
+    vae_batch: int = 2
+    vae_frames: int = 9          # 1 + 4 + 4: the causal cache is exercised across two chunks
+    vae_crop: int = 64
+    vae_lr: float = 1e-3
+    vae_kl: float = 1e-4
+    # data (phase 2)
+    clips: int = 600             # short clips: the demo's default length
+    clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
+    long_clips: int = 80         # long clips teach attention over the 25 latent frames of a 97-frame video
+    long_frames: int = 97
+    # transformer + text encoder (phase 3)
+    heads: int = 3
+    head_dim: int = 64
+    layers: int = 4
+    ffn_dim: int = 768
+    text_dim: int = 64
+    text_layers: int = 2
+    block: int = 5               # causal block size (latent frames)
+    tf_steps: int = 2500
+    batch: int = 8
+    long_batch: int = 3          # about the same token count as a short batch
+    long_every: int = 4          # every 4th step is a long batch
+    lr: float = 5e-4
+    warmup: int = 100
+    train_shift: float = 3.0     # sigma = shift*u / (1 + (shift-1)*u), u ~ U(0, 1)
+    sample_shift: float = 5.0    # the scheduler's flow_shift in the saved model
+    clean_block_prob: float = 0.1  # finished (clean) context blocks, as in overlap windows / late rows
+    monotone_prob: float = 0.5     # sorted block noise levels, as an ar_step schedule produces
+    caption_dropout: float = 0.1
+    ema: float = 0.999
+    checkpoint_minutes: float = 3.0
+    # recommended request defaults written to motioncache.json
+    defaults: dict = dataclasses.field(default_factory=lambda: dict(
+        num_frames=33, num_inference_steps=30, guidance_scale=5.0, ar_step=2, fps=8, base_num_frames=97))
+
+
+# Options that may change between a run and its resume (they do not change what was already computed).
+RESUMABLE_OPTIONS = {"vae_steps", "tf_steps", "checkpoint_minutes", "defaults", "sample_shift"}
+
+
+def tiny_config() -> TrainConfig:
+    """A seconds-long configuration for tests."""
+    return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, vae_crop=32,
+                       vae_frames=5, clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12,
+                       layers=1, ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2,
+                       long_batch=1, long_every=2, warmup=1, defaults=dict(
+                           num_frames=9, num_inference_steps=3, guidance_scale=4.0, ar_step=1, fps=8))
+
+
+# -- components -------------------------------------------------------------------------------
+
+def build_vae(cfg: TrainConfig):
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan(base_dim=cfg.vae_base_dim, z_dim=16, dim_mult=list(cfg.vae_dim_mult), num_res_blocks=1,
+                            temperal_downsample=[False, True, True])
+
+
+def build_text_model(cfg: TrainConfig):
+    from diffusers import SkyReelsV2Transformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    tokenizer = build_tokenizer(VOCABULARY)
+    text_encoder = UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=cfg.text_dim, d_kv=cfg.text_dim // 4, d_ff=cfg.text_dim * 2,
+        num_layers=cfg.text_layers, num_heads=4, relative_attention_num_buckets=16,
+        relative_attention_max_distance=32, dropout_rate=0.0))  # no dropout: train and engine see the same net
+    transformer = SkyReelsV2Transformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=cfg.heads, attention_head_dim=cfg.head_dim, in_channels=16,
+        out_channels=16, text_dim=cfg.text_dim, freq_dim=64, ffn_dim=cfg.ffn_dim, num_layers=cfg.layers,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024,
+        inject_sample_info=False, num_frame_per_block=cfg.block)  # block-causal mask in diffusers' forward
+    return tokenizer, text_encoder, transformer
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+def _save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a crash mid-save never leaves a broken checkpoint
+
+
+def _load(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+
+
+def _check_config(cfg: TrainConfig, state: Path) -> None:
+    saved_file = state / "config.json"
+    current = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if saved_file.is_file():
+        saved = json.loads(saved_file.read_text())
+        diff = [k for k in current if k not in RESUMABLE_OPTIONS and saved.get(k) != current[k]]
+        if diff:
+            raise ValueError(f"options {', '.join(diff)} differ from the checkpoint in {state}; "
+                             "rerun with the same options or use another --out")
+    state.mkdir(parents=True, exist_ok=True)
+    (state / ".gitignore").write_text("*\n")  # checkpoints and latents are not part of the model
+    saved_file.write_text(json.dumps(current, indent=2))
+
+
+class Clock:
+    """Says when the next periodic checkpoint is due."""
+
+    def __init__(self, minutes: float):
+        self.every, self.last = minutes * 60, time.monotonic()
+
+    def due(self) -> bool:
+        if time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            return True
+        return False
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [..., F, H, W, 3] -> float [..., 3, F, H, W] in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1.0
+    return x.movedim(-1, -4)
+
+
+# -- phase 1: VAE -----------------------------------------------------------------------------
+
+def _decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
+    """vae.decode without the final clamp (it would zero the gradient of overshooting pixels)."""
+    x = vae.post_quant_conv(z)
+    cache = [None] * vae._cached_conv_counts["decoder"]
+    return torch.cat([vae.decoder(x[:, :, i:i + 1], feat_cache=cache, feat_idx=[0], first_chunk=i == 0)
+                      for i in range(x.shape[2])], dim=2)
+
+
+def _vae_batch(cfg: TrainConfig, step: int) -> torch.Tensor:
+    rng = np.random.default_rng([cfg.seed, 1, step])
+    crop = min(cfg.vae_crop, cfg.height, cfg.width)
+    clips = []
+    for _ in range(cfg.vae_batch):
+        video, _, _ = make_example(int(rng.integers(2**31)), cfg.clip_frames, cfg.height, cfg.width)
+        t = rng.integers(0, cfg.clip_frames - cfg.vae_frames + 1)
+        y, x = rng.integers(0, cfg.height - crop + 1), rng.integers(0, cfg.width - crop + 1)
+        clips.append(video[t:t + cfg.vae_frames, y:y + crop, x:x + crop])
+    return _to_tensor(np.stack(clips))
+
+
+def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
+    vae = build_vae(cfg)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    ckpt, step = _load(state / "vae.pt"), 0
+    if ckpt:
+        vae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        step = ckpt["step"]
+        log(f"vae: resumed at step {step}")
+    vae.train()
+    clock, t0, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), None
+    start = step
+    while step < cfg.vae_steps:
+        x = _vae_batch(cfg, step)
+        lr = cfg.vae_lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        post = vae.encode(x).latent_dist
+        rec = _decode_unclamped(vae, post.sample())
+        l1 = (rec - x).abs().mean()
+        kl = 0.5 * (post.mean**2 + post.var - 1.0 - post.logvar).mean()
+        loss = l1 + 0.5 * ((rec - x) ** 2).mean() + cfg.vae_kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        avg = l1.item() if avg is None else 0.98 * avg + 0.02 * l1.item()
+        if step % 25 == 0 or step == cfg.vae_steps:
+            rate = (time.monotonic() - t0) / (step - start)
+            log(f"vae step {step}/{cfg.vae_steps} l1 {avg:.4f} kl {kl.item():.2f} lr {lr:.1e} "
+                f"{rate:.2f}s/step eta {rate * (cfg.vae_steps - step) / 60:.1f}min")
+        if clock.due() or step == cfg.vae_steps:
+            _save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "vae.pt")
+    return vae.eval().requires_grad_(False)
+
+
+# -- phase 2: latents of the training clips ---------------------------------------------------
+
+def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
+    """Latents (normalized) and captions of all training clips; statistics go into the VAE config."""
+    path = state / "data.pt"
+    data = _load(path) or {"short": [], "long": [], "short_captions": [], "long_captions": []}
+    if data.get("done"):
+        vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
+        return data
+    clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), len(data["short"]) + len(data["long"])
+    total = cfg.clips + cfg.long_clips
+    for kind, count, frames in (("short", cfg.clips, cfg.clip_frames), ("long", cfg.long_clips, cfg.long_frames)):
+        while len(data[kind]) < count:
+            i = len(data[kind])
+            video, text, _ = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i, frames,
+                                          cfg.height, cfg.width)
+            with torch.no_grad():
+                data[kind].append(vae.encode(_to_tensor(video)[None]).latent_dist.mode()[0].half())
+            data[f"{kind}_captions"].append(text)
+            done = len(data["short"]) + len(data["long"])
+            if done % 20 == 0:
+                rate = (time.monotonic() - t0) / (done - n0)
+                log(f"data: encoded {done}/{total} clips, {rate:.2f}s/clip eta {rate * (total - done) / 60:.1f}min")
+            if clock.due():
+                _save(data, path)
+    # per-channel statistics over every latent frame; the pipeline normalizes as (z - mean) / std
+    allz = torch.cat([z.float().flatten(1) for z in data["short"] + data["long"]], dim=1)
+    mean, std = allz.mean(1), allz.std(1)
+    for kind in ("short", "long"):
+        data[kind] = [((z.float() - mean.view(-1, 1, 1, 1)) / std.view(-1, 1, 1, 1)).half() for z in data[kind]]
+    data.update(mean=mean.tolist(), std=std.tolist(), done=True)
+    vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
+    _save(data, path)
+    log(f"data: {len(data['short'])} short + {len(data['long'])} long clips; latent std before normalization "
+        f"{std.mean():.3f}")
+    return data
+
+
+# -- phase 3: text encoder + transformer with diffusion forcing -------------------------------
+
+def _tokenize(tokenizer, texts: list[str]):
+    t = tokenizer([clean_prompt(x) for x in texts], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
+                  add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+    return t.input_ids, t.attention_mask
+
+
+def encode_text(text_encoder, ids, mask) -> torch.Tensor:
+    """As motioncache.text.encode_prompts: states past each prompt are zero, padded to the engine's length."""
+    states = text_encoder(ids, mask).last_hidden_state * mask[..., None]
+    return torch.nn.functional.pad(states, (0, 0, 0, ENGINE_TEXT_LEN - states.shape[1]))
+
+
+def sample_sigmas(cfg: TrainConfig, batch: int, blocks: int, g: torch.Generator) -> torch.Tensor:
+    """Diffusion forcing: an independent flow-matching noise level per causal block ([B, blocks])."""
+    u = torch.rand(batch, blocks, generator=g)
+    sigma = cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)
+    monotone = torch.rand(batch, 1, generator=g) < cfg.monotone_prob
+    sigma = torch.where(monotone, sigma.sort(dim=1).values, sigma)
+    clean = torch.rand(batch, blocks, generator=g) < cfg.clean_block_prob
+    clean[:, -1] = False  # keep at least one block to learn from
+    return torch.where(clean, torch.zeros_like(sigma), sigma)
+
+
+def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator) -> torch.Tensor:
+    b, _, f = x0.shape[:3]
+    sigma = sample_sigmas(cfg, b, f // cfg.block, g).repeat_interleave(cfg.block, dim=1)  # [B, F]
+    noise = torch.randn(x0.shape, generator=g)
+    s = sigma[:, None, :, None, None]
+    xt = (1 - s) * x0 + s * noise  # x_t as the flow-matching scheduler defines it
+    pred = transformer(xt, timestep=sigma * 1000, encoder_hidden_states=encode_text(text_encoder, ids, mask),
+                       enable_diffusion_forcing=True, return_dict=False)[0]
+    err = ((pred.float() - (noise - x0)) ** 2).mean(dim=(1, 3, 4))  # [B, F]
+    weight = (sigma > 0).float()  # clean context frames have no target
+    return (err * weight).sum() / weight.sum()
+
+
+def _tf_batch(cfg, data, ids, step: int, g: torch.Generator):
+    rng = np.random.default_rng([cfg.seed, 3, step])
+    long = cfg.long_clips > 0 and step % cfg.long_every == cfg.long_every - 1
+    kind, n = ("long", cfg.long_batch) if long else ("short", cfg.batch)
+    pick = rng.integers(0, len(data[kind]), n)
+    x0 = torch.stack([data[kind][i].float() for i in pick])
+    tok, mask = ids[kind][0][pick].clone(), ids[kind][1][pick].clone()
+    drop = torch.from_numpy(rng.random(n) < cfg.caption_dropout)
+    tok[drop], mask[drop] = ids["empty"][0], ids["empty"][1]  # empty prompt = the CFG negative branch
+    return x0, tok, mask, kind
+
+
+def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path, log) -> None:
+    tokenizer, text_encoder, transformer = build_text_model(cfg)
+    params = list(transformer.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    ema = [p.detach().clone() for p in params]
+    ckpt, step = _load(state / "transformer.pt"), 0
+    if ckpt:
+        transformer.load_state_dict(ckpt["transformer"])
+        text_encoder.load_state_dict(ckpt["text_encoder"])
+        opt.load_state_dict(ckpt["opt"])
+        ema = ckpt["ema"]
+        step = ckpt["step"]
+        log(f"transformer: resumed at step {step}")
+    log(f"transformer: {sum(p.numel() for p in transformer.parameters()) / 1e6:.2f}M params, text encoder "
+        f"{sum(p.numel() for p in text_encoder.parameters()) / 1e6:.2f}M, vae {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M")
+    ids = {k: _tokenize(tokenizer, data[f"{k}_captions"]) for k in ("short", "long") if data[f"{k}_captions"]}
+    ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
+
+    def save():
+        _save({"transformer": transformer.state_dict(), "text_encoder": text_encoder.state_dict(),
+               "opt": opt.state_dict(), "ema": ema, "step": step}, state / "transformer.pt")
+        export(cfg, tokenizer, text_encoder, transformer, ema, vae, out)
+        log(f"checkpoint at step {step}; model written to {out}")
+
+    transformer.train()
+    text_encoder.train()
+    clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, {}
+    while step < cfg.tf_steps:
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        x0, tok, mask, kind = _tf_batch(cfg, data, ids, step, g)
+        warm = min(1.0, (step + 1) / cfg.warmup)
+        lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.tf_steps, 1.0))))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(cfg.ema, (1 + step) / (10 + step))  # short warm-up so early exports are not all init
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
+        step += 1
+        avg[kind] = loss.item() if kind not in avg else 0.98 * avg[kind] + 0.02 * loss.item()
+        if step % 25 == 0 or step == cfg.tf_steps:
+            rate = (time.monotonic() - t0) / (step - start)
+            log(f"transformer step {step}/{cfg.tf_steps} loss " + " ".join(f"{k} {v:.4f}" for k, v in avg.items())
+                + f" lr {lr:.1e} {rate:.2f}s/step eta {rate * (cfg.tf_steps - step) / 60:.1f}min")
+        if clock.due():
+            save()
+    save()
+
+
+def export(cfg: TrainConfig, tokenizer, text_encoder, transformer, ema, vae, out: Path) -> None:
+    """Write the diffusers-format model directory with the EMA weights, plus motioncache.json."""
+    from diffusers import SkyReelsV2DiffusionForcingPipeline, UniPCMultistepScheduler
+
+    text_encoder, transformer = copy.deepcopy(text_encoder).eval(), copy.deepcopy(transformer).eval()
+    with torch.no_grad():
+        for p, e in zip(list(transformer.parameters()) + list(text_encoder.parameters()), ema):
+            p.copy_(e)
+    pipe = SkyReelsV2DiffusionForcingPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
+        scheduler=UniPCMultistepScheduler(**{**SCHEDULER_CONFIG, "flow_shift": cfg.sample_shift}))
+    pipe.save_pretrained(out)
+    defaults = {"height": cfg.height, "width": cfg.width, "causal_block_size": cfg.block, **cfg.defaults}
+    (out / "motioncache.json").write_text(json.dumps(defaults, indent=2) + "\n")
+
+
+# -- driver -----------------------------------------------------------------------------------
+
+def train(cfg: TrainConfig, out: str | Path, stop_after: str | None = None, log=print) -> Path:
+    out = Path(out)
+    state = out / ".train"
+    _check_config(cfg, state)
+    torch.manual_seed(cfg.seed)
+    t0 = time.monotonic()
+    data = _load(state / "data.pt")
+    if data is not None and data.get("done"):
+        vae = build_vae(cfg)
+        vae.load_state_dict(_load(state / "vae.pt")["model"])
+        vae.eval().requires_grad_(False)
+        log("vae + data: done (from checkpoint)")
+    else:
+        vae = train_vae(cfg, state, log)
+    log(f"vae: done ({(time.monotonic() - t0) / 60:.1f} min so far)")
+    if stop_after == "vae":
+        return out
+    data = encode_data(cfg, vae, state, log)
+    log(f"data: done ({(time.monotonic() - t0) / 60:.1f} min so far)")
+    if stop_after == "data":
+        return out
+    train_transformer(cfg, vae, data, state, out, log)
+    log(f"transformer: done ({(time.monotonic() - t0) / 60:.1f} min this run)")
+    return out
+
+
+def save_strip(frames: np.ndarray, path: str | Path, n: int = 8) -> None:
+    """n evenly spaced frames of a float [F, H, W, 3] video side by side, as a PNG."""
+    from PIL import Image
+
+    idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
+    strip = np.concatenate([np.asarray(frames)[i] for i in idx], axis=1)
+    Image.fromarray((np.clip(strip, 0, 1) * 255).round().astype(np.uint8)).save(path)
+
+
+def preview(model: str | Path, out_dir: str | Path, n: int = 4, seed: int = 0, **request) -> list[Path]:
+    """Generate n held-out captions with the engine and save each as a PNG strip (docs, smoke checks)."""
+    from .engine import Engine
+    from .model_files import load_components
+    from .request import GenerationRequest
+
+    engine = Engine(load_components(model))
+    paths = []
+    for text, _ in heldout_captions(n):
+        frames = np.concatenate([c.frames for c in engine.generate(GenerationRequest(prompt=text, seed=seed, **request))])
+        path = Path(out_dir) / f"demo_{text.replace(' ', '_')}.png"
+        save_strip(frames, path)
+        paths.append(path)
+    return paths
+
+
+def cmd_train_demo(args) -> None:
+    torch.set_num_threads(args.threads)
+    cfg = tiny_config() if args.tiny else TrainConfig()
+    for name in ("vae_steps", "tf_steps", "clips", "long_clips", "batch", "seed", "checkpoint_minutes"):
+        value = getattr(args, name)
+        if value is not None:
+            if value < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must not be negative")
+            setattr(cfg, name, value)
+    if cfg.clips < 1:
+        raise ValueError("--clips must be at least 1")
+
+    def log(msg):
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    out = train(cfg, args.out, stop_after=args.stop_after, log=log)
+    print(f"model directory: {out}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train-demo", help="train the demo model on procedural moving shapes (resumable)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"model directory (default {DEFAULT_OUT}); "
+                   "checkpoints go to OUT/.train and a rerun resumes from them")
+    p.add_argument("--vae-steps", type=int)
+    p.add_argument("--tf-steps", type=int, help="transformer + text encoder steps")
+    p.add_argument("--clips", type=int, help="short training clips to encode")
+    p.add_argument("--long-clips", type=int, help="97-frame training clips to encode")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-minutes", type=float)
+    p.add_argument("--stop-after", choices=["vae", "data"], help="stop after this phase")
+    p.add_argument("--tiny", action="store_true", help="a seconds-long tiny configuration (smoke tests)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.set_defaults(func=cmd_train_demo)

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from motioncache.video_io import decode_video
+
+CLI = [sys.executable, "-m", "motioncache.cli"]
+SMALL = ["--height", "32", "--width", "48", "--steps", "3", "--ar-step", "1", "--causal-block-size", "3"]
+
+
+def run(*args):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_generate_end_to_end(tiny_dir, tmp_path):
+    out, npy, stats = tmp_path / "v.mp4", tmp_path / "v.npy", tmp_path / "s.json"
+    p = run("generate", "--model", str(tiny_dir), "--prompt", "a red circle moves left", "--num-frames", "33",
+            "--seed", "7", "--cache", "chunked", "--output", str(out), "--frames-npy", str(npy), "--stats", str(stats),
+            *SMALL)
+    assert p.returncode == 0, p.stderr
+    video = decode_video(out)
+    frames = np.load(npy)
+    assert video.shape == frames.shape == (33, 32, 48, 3) and frames.dtype == np.uint8
+    assert np.abs(video.astype(int) - frames.astype(int)).mean() < 12  # H.264 is lossy; same content
+    s = json.loads(stats.read_text())
+    assert s["chunks_total"] == len(s["chunks"]) == 3 and s["rows_total"] == 5
+    assert sum(c["flops"] for c in s["chunks"]) == s["flops"] and s["compute_speedup"] > 1.0
+    assert set(s["timings_s"]) == {"text_encoding", "denoising", "decoding", "encoding"}
+    assert [c["frames"] for c in s["chunks"]] == [[0, 9], [9, 21], [21, 33]]
+
+
+def test_cli_output_equals_engine_output(tiny_dir, tmp_path, engine):
+    from motioncache.request import GenerationRequest
+
+    npy = tmp_path / "f.npy"
+    p = run("generate", "--model", str(tiny_dir), "--prompt", "a green square", "--num-frames", "17", "--seed", "3",
+            "--output", str(tmp_path / "o.mp4"), "--frames-npy", str(npy), *SMALL)
+    assert p.returncode == 0, p.stderr
+    req = GenerationRequest(prompt="a green square", num_frames=17, seed=3, height=32, width=48,
+                            num_inference_steps=3, ar_step=1, causal_block_size=3)
+    frames = np.concatenate([c.frames for c in engine.generate(req)])
+    assert np.array_equal(np.load(npy), (frames * 255).round().astype(np.uint8))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--num-frames", "32"], "num_frames must be 4k+1"),
+    (["--height", "40"], "height"),
+    (["--cache", "nope"], "unknown cache policy"),
+    (["--image", "/does/not/exist.png"], "cannot read image"),
+])
+def test_errors_are_one_clear_line(tiny_dir, args, message):
+    p = run("generate", "--model", str(tiny_dir), "--prompt", "x", *args)
+    assert p.returncode == 2
+    assert message in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_missing_model_directory_says_what_to_do(tmp_path):
+    p = run("generate", "--model", str(tmp_path / "nothing"), "--prompt", "x")
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bench_writes_the_documented_json(tiny_dir, tmp_path):
+    out = tmp_path / "b.json"
+    p = run("bench", "--model", str(tiny_dir), "--policies", "none,chunked", "--prompt", "a red circle",
+            "--seeds", "2", "--num-frames", "33", "--json", str(out), "--quiet", *SMALL)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(out.read_text())
+    by_policy = {r["policy"]: r for r in report["results"]}
+    assert set(by_policy) == {"none", "chunked"} and len(report["runs"]) == 4
+    assert by_policy["none"]["psnr"] is None  # identical to itself: infinite PSNR is written as null
+    assert by_policy["chunked"]["psnr"] > 60 and by_policy["chunked"]["compute_speedup"] > 1.0
+    assert "chunked" in p.stdout and "compute x" in p.stdout
