@@ -31,8 +31,11 @@ class ModelShape:
         attention = 4 * queries * (keys + text_tokens) * d  # scores + weighted sum, self and cross
         return linear + attention
 
-    def embed_flops(self, tokens: int) -> int:
-        return 2 * tokens * self.dim * (self.patch_volume + self.out_volume)
+    def patch_flops(self, tokens: int) -> int:
+        return 2 * tokens * self.dim * self.patch_volume
+
+    def head_flops(self, tokens: int) -> int:
+        return 2 * tokens * self.dim * self.out_volume
 
     def text_kv_flops(self, text_tokens: int) -> int:
         """Cross-attention keys/values of the prompt for all layers (computed once per request)."""

@@ -95,6 +95,26 @@ class Denoiser:
         return c[..., 0::2], s[..., 1::2]
 
     # -- the forward ----------------------------------------------------------------------
+    def embed(self, latents: torch.Tensor) -> torch.Tensor:
+        """[B, C, F, H, W] -> tokens [B, F*h*w, dim] (frame-major, as diffusers flattens them)."""
+        x = self.model.patch_embedding(latents.to(self.dtype)).flatten(2).transpose(1, 2)
+        self.counter.flops += x.shape[0] * self.shape.patch_flops(x.shape[1])
+        return x
+
+    def head(self, x: torch.Tensor, temb: torch.Tensor, hp: int, wp: int) -> torch.Tensor:
+        """Tokens [B, F*hp*wp, dim] with per-frame time embedding [F, dim] -> prediction [B, C, F, H, W]."""
+        m = self.model
+        b, lq, _ = x.shape
+        nf = temb.shape[0]
+        pt, ph, pw = self.patch
+        mod = m.scale_shift_table[0][:, None, None, :] + temb[None, :, None, :]
+        shift, scale = mod[0], mod[1]
+        x = (m.norm_out(x.float()).view(b, nf, hp * wp, -1) * (1 + scale) + shift).view(b, lq, -1).type_as(x)
+        x = m.proj_out(x)
+        self.counter.flops += b * self.shape.head_flops(lq)
+        x = x.reshape(b, nf, hp, wp, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return x.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
     @torch.no_grad()
     def forward(
         self,
@@ -107,38 +127,75 @@ class Denoiser:
         cache: KVCache | None = None,
         commit_frames: int = 0,  # leading frames whose keys/values are appended to `cache`
     ) -> torch.Tensor:
-        m = self.model
-        b, _, nf, hh, ww = latents.shape
-        pt, ph, pw = self.patch
-        hp, wp = hh // ph, ww // pw
-        hw = hp * wp
-        lq = nf * hw
-        cos, sin = self.rotary(frame_offset, frame_offset + nf, hp, wp)
-        cos, sin = cos.to(latents.device), sin.to(latents.device)
-
-        x = m.patch_embedding(latents.to(self.dtype)).flatten(2).transpose(1, 2)  # [B, L, C]
+        _, _, nf, hh, ww = latents.shape
+        hp, wp = hh // self.patch[1], ww // self.patch[2]
         temb, proj = self.time_embedding(frame_timesteps, fps_flag)
-        cached = cache.frames * hw if cache is not None else 0
-        mask = self._mask(block_ids, hw, cached, latents.device)
-        commit = commit_frames * hw
+        x = self.embed(latents)
+        x = self.stack(x, proj, frame_offset, hp, wp, text, block_ids, cache, commit_frames)
+        return self.head(x, temb, hp, wp)
 
-        for layer, block in enumerate(m.blocks):
+    @torch.no_grad()
+    def stack(self, x, proj, frame_offset, hp, wp, text, block_ids=None, cache=None, commit_frames=0):
+        """All transformer blocks over contiguous frames `x` [B, F*hp*wp, dim]; proj: [F, 6, dim]."""
+        b, lq, _ = x.shape
+        hw = hp * wp
+        nf = lq // hw
+        cos, sin = self.rotary(frame_offset, frame_offset + nf, hp, wp)
+        cos, sin = cos.to(x.device), sin.to(x.device)
+        cached = cache.frames * hw if cache is not None else 0
+        mask = self._mask(block_ids, hw, cached, x.device)
+        commit = commit_frames * hw
+        for layer, block in enumerate(self.model.blocks):
             e = (block.scale_shift_table[0][:, None, None, :] + proj.float().transpose(0, 1)[:, :, None, :])
             x = self._self_attention(block, x, e, cos, sin, mask, cache, layer, commit, b, nf, hw)
             x = self._cross_attention_and_ffn(block, x, e, text.kv[layer], b, nf, hw)
-        self.counter.token_layer_evals += b * lq * len(m.blocks)
-        self.counter.flops += b * (len(m.blocks) * self.shape.layer_flops(lq, cached + lq, text.tokens)
-                                   + self.shape.embed_flops(lq))
-        self.counter.forwards += 1
+        self._count(b, lq, cached + lq, text.tokens)
         if cache is not None:
             cache.frames += commit_frames
+        return x
 
-        mod = m.scale_shift_table[0][:, None, None, :] + temb[None, :, None, :]
-        shift, scale = mod[0], mod[1]
-        x = (m.norm_out(x.float()).view(b, nf, hw, -1) * (1 + scale) + shift).view(b, lq, -1).type_as(x)
-        x = m.proj_out(x)
-        x = x.reshape(b, nf, hp, wp, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        return x.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+    @torch.no_grad()
+    def selective(self, x, token_index, token_frame, token_block, proj, cos, sin, store, key_blocks, text_kv,
+                  text_tokens):
+        """All transformer blocks for an arbitrary subset of a window's tokens (one CFG branch).
+
+        x: [1, n, dim] the chosen tokens' input states; token_index: their positions in the window (sorted);
+        token_frame / token_block: their frame and causal block; proj: [F_window, 6, dim] per-frame
+        modulation; cos/sin: RoPE of the chosen tokens. Their fresh keys/values are written into `store`
+        (per-layer [1, window_tokens, heads, head_dim]) and they attend over the store's first
+        len(key_blocks) tokens, block-causally. Tokens not chosen keep the keys/values they had.
+        """
+        n = x.shape[1]
+        keys = len(key_blocks)
+        mask = token_block[:, None] >= key_blocks[None, :]
+        mask = None if bool(mask.all()) else mask
+        e_tok = proj[token_frame].float().transpose(0, 1)  # [6, n, dim]
+        for layer, block in enumerate(self.model.blocks):
+            e = block.scale_shift_table[0][:, None, :] + e_tok
+            a = block.attn1
+            h = (block.norm1(x.float()) * (1 + e[1]) + e[0]).type_as(x)
+            q = rope_apply(a.norm_q(a.to_q(h)).unflatten(2, (self.heads, -1)), cos, sin)
+            k = rope_apply(a.norm_k(a.to_k(h)).unflatten(2, (self.heads, -1)), cos, sin)
+            v = a.to_v(h).unflatten(2, (self.heads, -1))
+            k_store, v_store = store.k[layer], store.v[layer]
+            k_store[:, token_index] = k
+            v_store[:, token_index] = v
+            o = attention(q, k_store[:, :keys], v_store[:, :keys], mask).type_as(q)
+            x = (x.float() + a.to_out[0](o).float() * e[2]).type_as(x)
+            a2 = block.attn2
+            h = block.norm2(x.float()).type_as(x)
+            q = a2.norm_q(a2.to_q(h)).unflatten(2, (self.heads, -1))
+            x = x + a2.to_out[0](attention(q, *text_kv[layer], None).type_as(q))
+            h = (block.norm3(x.float()) * (1 + e[4]) + e[3]).type_as(x)
+            x = (x.float() + block.ffn(h).float() * e[5]).type_as(x)
+        self._count(1, n, keys, text_tokens)
+        return x
+
+    def _count(self, batch: int, queries: int, keys: int, text_tokens: int) -> None:
+        layers = len(self.model.blocks)
+        self.counter.token_layer_evals += batch * queries * layers
+        self.counter.flops += batch * layers * self.shape.layer_flops(queries, keys, text_tokens)
+        self.counter.forwards += 1
 
     @staticmethod
     def _mask(block_ids, hw: int, cached: int, device) -> torch.Tensor | None:

@@ -19,9 +19,10 @@ from diffusers import UniPCMultistepScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from .accounting import ComputeCounter, ModelShape
-from .denoiser import Denoiser, KVCache
+from .denoiser import Denoiser
 from .model_files import Components
 from .policies import make_policy
+from .policies.base import RowInput, WindowContext
 from .request import GenerationRequest, ResolvedRequest, resolve
 from .schedule import Window, plan_windows, step_matrix
 from .text import encode_prompts
@@ -69,7 +70,8 @@ class Plan:
         total = shape.text_kv_flops(text_tokens)
         for w, rows in zip(self.windows, self.rows_per_window):
             n = w.num_frames * per_frame
-            total += rows * (shape.num_layers * shape.layer_flops(n, n, text_tokens) + shape.embed_flops(n))
+            total += rows * (shape.num_layers * shape.layer_flops(n, n, text_tokens) + shape.patch_flops(n)
+                              + shape.head_flops(n))
         return branches * total
 
     @property
@@ -134,7 +136,10 @@ class Engine:
 
     def plan(self, request: GenerationRequest, condition: np.ndarray | None = None) -> Plan:
         r = self.resolve(request)
-        make_policy(request.cache.policy, request.cache.knobs)
+        policy = make_policy(request.cache.policy, request.cache.knobs)
+        if policy.needs_block_causal and r.causal_block_size == 1:
+            raise ValueError(f"cache policy {policy.name!r} needs block-causal attention: set causal_block_size > 1 "
+                             "(with 1, attention is bidirectional over the window)")
         cond_pixels = 0 if condition is None else len(condition)
         cond_latent = 0 if condition is None else (cond_pixels - 1) // self.c.vae_scale_temporal + 1
         if cond_latent and cond_pixels >= r.num_frames:
@@ -216,35 +221,29 @@ class Engine:
             matrix = step_matrix(len(w.blocks), r.num_inference_steps, r.ar_step, w.num_context_blocks)
             block_timesteps = matrix.timesteps(timesteps)
             sizes = torch.tensor([e - s for s, e in w.blocks])
-            block_of_frame = torch.arange(len(w.blocks)).repeat_interleave(sizes)
             schedulers = [_new_scheduler(c.scheduler_config, r.shift, r.num_inference_steps, device)
                           for _ in w.blocks]
-            cache = KVCache(len(c.transformer.blocks)) if policy.kv_cache and block_causal else None
-            cached_blocks = 0
+            runner = policy.runner(WindowContext(
+                denoiser, w, text, fps_flag, 2 if r.use_cfg else 1, block_causal, r.num_inference_steps,
+                r.latent_height // c.transformer.config.patch_size[1],
+                r.latent_width // c.transformer.config.patch_size[2]))
 
             for row in range(matrix.rows):
                 if should_stop():
                     raise Cancelled()
                 t = time.perf_counter()
-                active = torch.nonzero(matrix.update[row]).flatten().tolist()
                 frame_t = block_timesteps[row].repeat_interleave(sizes)
                 model_input = latents.to(dtype)
                 if model_input_ctx is not None:
                     model_input = model_input.clone()
                     model_input[:, :, :ctx] = model_input_ctx.to(dtype)
                     frame_t[:ctx] = int(req.addnoise_condition)
-                if cache is not None:  # finished-but-uncached blocks (keys/values to commit) + active blocks
-                    f0, f1 = w.blocks[cached_blocks][0], w.blocks[active[-1]][1]
-                    commit = w.blocks[active[0]][0] - f0
-                    cached_blocks = active[0]
-                else:
-                    f0, f1, commit = 0, w.num_frames, 0
-                x = model_input[:, :, f0:f1]
-                if r.use_cfg:
-                    x = x.expand(2, -1, -1, -1, -1)
-                pred = denoiser.forward(x, f0, frame_t[f0:f1].to(device), text, fps_flag,
-                                        block_ids=block_of_frame[f0:f1] if block_causal else None,
-                                        cache=cache, commit_frames=commit)
+                steps = matrix.step_index[row].tolist()
+                active = torch.nonzero(matrix.update[row]).flatten().tolist()
+                finishing = torch.nonzero(matrix.finishing(row)).flatten().tolist()
+                pred, f0 = runner.predict(RowInput(
+                    row, model_input, frame_t.to(device), active,
+                    [b for b, k in enumerate(steps) if k > r.num_inference_steps], steps, finishing))
                 if r.use_cfg:
                     pred = pred[1:2] + r.guidance_scale * (pred[0:1] - pred[1:2])
                 for b in active:
@@ -255,7 +254,7 @@ class Engine:
                 progress.timings["denoising"] += time.perf_counter() - t
                 if progress.on_row:
                     progress.on_row(progress)
-                for b in torch.nonzero(matrix.finishing(row)).flatten().tolist():
+                for b in finishing:
                     s, e = w.blocks[b]
                     yield emit(latents[:, :, s:e].clone(), w.start + s, w.index)
             video = torch.cat([video, latents[:, :, ctx:]], dim=2)

@@ -210,3 +210,83 @@ def format_report(result: dict) -> str:
     if "flicker_ref" in result:
         parts.append(f"flicker_ref={result['flicker_ref']:.2f}")
     return " ".join(parts)
+
+
+# -- command line: `motioncache evaluate` ------------------------------------------------------
+
+def _generate(engine, prompt: str, seed: int, overrides: dict, policy: str = "none") -> np.ndarray:
+    from motioncache.request import GenerationRequest
+
+    request = GenerationRequest(prompt=prompt, seed=seed, cache={"policy": policy}, **overrides)
+    frames = np.concatenate([chunk.frames for chunk in engine.generate(request)])
+    return (frames * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
+def _table(result: dict) -> str:
+    """Per field: accuracy and the most frequent confusions (reference -> prediction)."""
+    lines = [format_report(result)]
+    for k in FIELDS:
+        wrong = sorted(((n, ref, pred) for ref, row in result["confusion"][k].items() for pred, n in row.items()
+                        if pred != ref), reverse=True)[:5]
+        lines.append(f"  {k:<9} {result[f'{k}_acc']:6.1%}   " + ", ".join(f"{r}->{p} x{n}" for n, r, p in wrong))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> None:
+    import json
+    import sys
+    import time
+
+    from motioncache.cli import load_engine
+    from motioncache.demo_data import heldout_captions
+
+    if args.n < 1 or args.seeds < 1:
+        raise ValueError("--n and --seeds must be at least 1")
+    overrides = {k: v for k, v in (("num_frames", args.num_frames), ("num_inference_steps", args.steps),
+                                   ("guidance_scale", args.guidance_scale), ("shift", args.shift),
+                                   ("ar_step", args.ar_step)) if v is not None}
+    engine = load_engine(args.model, args.device, args.dtype)
+    policies = ["none"] + ([args.compare_cache] if args.compare_cache else [])
+    videos: dict[str, list[np.ndarray]] = {p: [] for p in policies}
+    scenes, items, started = [], [], time.perf_counter()
+    pairs = heldout_captions(args.n)
+    for i, (text, scene) in enumerate(pairs):
+        for seed in range(args.seeds):
+            for p in policies:
+                videos[p].append(_generate(engine, text, seed, overrides, p))
+            scenes.append(scene)
+            pred = analyze_video(videos["none"][-1])
+            items.append({"caption": text, "seed": seed, "truth": _truth(scene),
+                          "prediction": {k: pred[k] for k in (*FIELDS, "fill", "flicker")}})
+        if not args.quiet:
+            print(f"[{i + 1}/{len(pairs)}] {time.perf_counter() - started:.0f}s {text}", file=sys.stderr, flush=True)
+    result = evaluate(zip(videos["none"], scenes))
+    print(_table(result))
+    report = {"model": str(engine.c.path), "request_overrides": overrides, "seeds": args.seeds, "result": result,
+              "videos": items, "wall_s": time.perf_counter() - started}
+    if args.compare_cache:
+        agreement = compare(videos["none"], videos[args.compare_cache])
+        print(f"{args.compare_cache} vs none: " + format_report(agreement))
+        report["compare"] = {"policy": args.compare_cache, "agreement": agreement}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="generate held-out demo captions and score colour/shape/direction")
+    p.add_argument("--model", default=None, help="model directory (default: the demo model)")
+    p.add_argument("--n", type=int, default=50, help="held-out captions")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per caption")
+    p.add_argument("--json", help="write the results as JSON")
+    p.add_argument("--num-frames", type=int, help="default: the model's (motioncache.json)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance-scale", type=float)
+    p.add_argument("--shift", type=float)
+    p.add_argument("--ar-step", type=int)
+    p.add_argument("--compare-cache", metavar="POLICY", help="also generate with this cache policy and report "
+                   "how often its predictions agree with the uncached ones")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)

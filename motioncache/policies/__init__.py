@@ -1,0 +1,74 @@
+"""Cache policies, selectable per request: one config dataclass and one file each.
+
+    none         the reference: the whole window on every row (as diffusers)
+    chunked      exact: active blocks only, finished blocks' keys/values from a KV cache
+    teacache     step-level TeaCache over the whole window
+    flowcache    chunk-level: chunked + a TeaCache decision per block and CFG branch
+    motioncache  token-level, motion-aware (DESIGN.md)
+
+`policy-slow` / `policy-fast` name presets; knobs override any field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from .chunked import ChunkedCache
+from .flowcache import FlowCache
+from .motion import MotionCache
+from .none import NoCache
+from .teacache import TeaCache
+
+POLICIES = {p.name: p for p in (NoCache, ChunkedCache, TeaCache, FlowCache, MotionCache)}
+PRESETS = {
+    "teacache": {"slow": {"threshold": 0.08}, "fast": {"threshold": 0.2}},
+    "flowcache": {"slow": {"threshold": 0.1}, "fast": {"threshold": 0.25}},
+    "motioncache": {"slow": {"threshold": 0.1}, "fast": {"threshold": 0.25}},
+}
+
+
+def resolve_preset(spec: str) -> tuple[str, dict]:
+    """'motioncache-fast' -> ('motioncache', {...}); a plain name has no preset knobs."""
+    name, _, preset = spec.partition("-")
+    if spec in POLICIES or name not in POLICIES:
+        return spec, {}  # make_policy reports an unknown name
+    if preset not in PRESETS.get(name, {}):
+        known = [f"{n}-{p}" for n, ps in PRESETS.items() for p in ps]
+        raise ValueError(f"unknown cache preset {spec!r}; presets: {', '.join(known)}")
+    return name, dict(PRESETS[name][preset])
+
+
+def make_policy(name: str, knobs: dict | None = None):
+    name, preset_knobs = resolve_preset(name)
+    if name not in POLICIES:
+        raise ValueError(f"unknown cache policy {name!r}; choose one of: {', '.join(POLICIES)} "
+                         f"(or a preset such as motioncache-slow)")
+    cls = POLICIES[name]
+    types = {f.name: f.type for f in fields(cls)}
+    knobs = {**preset_knobs, **(knobs or {})}
+    unknown = set(knobs) - set(types)
+    if unknown:
+        raise ValueError(f"cache policy {name!r} has no knob(s) {', '.join(sorted(unknown))}; "
+                         f"knobs: {', '.join(sorted(types)) or 'none'}")
+    values = {}
+    for key, value in knobs.items():
+        default = getattr(cls, key)
+        try:
+            values[key] = _coerce(value, type(default))
+        except (TypeError, ValueError):
+            raise ValueError(f"cache knob {key}={value!r}: expected {type(default).__name__}") from None
+    return cls(**values)
+
+
+def _coerce(value, kind):
+    if kind is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return bool(value)
+    if kind is float and isinstance(value, bool):
+        raise TypeError(value)
+    return kind(value)

@@ -1,0 +1,95 @@
+"""Shared machinery of the block- and token-level caches (flowcache, motioncache).
+
+Every window keeps, per CFG branch, a store of every token's latest self-attention keys/values per layer
+and, per active block, the residual R = h_out - h_in of the whole stack. On each row a subclass chooses
+which tokens of each active block to recompute; those run through `Denoiser.selective` (fresh Q/K/V
+written into the store, attention over the whole block-causal prefix, cross-attention and FFN for them
+only); every other token takes h_in + R. Finished blocks are computed once in full, like `chunked`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Runner, RowInput
+
+
+class TokenStore:
+    def __init__(self, layers: int, tokens: int, heads: int, head_dim: int, dtype, device):
+        self.k = [torch.zeros(1, tokens, heads, head_dim, dtype=dtype, device=device) for _ in range(layers)]
+        self.v = [torch.zeros(1, tokens, heads, head_dim, dtype=dtype, device=device) for _ in range(layers)]
+
+
+class TokenRunner(Runner):
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        d = ctx.denoiser
+        cfg = d.model.config
+        hw, frames = ctx.hw, ctx.window.num_frames
+        device = next(d.model.parameters()).device
+        self.stores = [TokenStore(cfg.num_layers, frames * hw, cfg.num_attention_heads, cfg.attention_head_dim,
+                                  d.dtype, device) for _ in range(ctx.branches)]
+        self.token_frame = torch.arange(frames, device=device).repeat_interleave(hw)
+        self.token_block = ctx.block_of_frame().to(device)[self.token_frame]
+        cos, sin = d.rotary(0, frames, ctx.hp, ctx.wp)
+        self.cos, self.sin = cos.to(device), sin.to(device)
+        self.committed = 0  # blocks whose final keys/values are in the stores
+        self.residual: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> [f*hw, dim]
+        self.last_out: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> latest h_out [f*hw, dim]
+        self.text_rows = [[(k[b:b + 1], v[b:b + 1]) for k, v in ctx.text.kv] for b in range(ctx.branches)]
+
+    # subclasses: which tokens of an active block to recompute on this row (bool [f*hw]); None = all
+    def choose(self, branch: int, block: int, row: RowInput, proj: torch.Tensor, x_in: torch.Tensor):
+        raise NotImplementedError
+
+    def tokens(self, block: int) -> slice:
+        s, e = self.ctx.blocks[block]
+        return slice(s * self.ctx.hw, e * self.ctx.hw)
+
+    def predict(self, row: RowInput):
+        c, d = self.ctx, self.ctx.denoiser
+        commit = list(range(self.committed, row.active[0]))
+        self.committed = row.active[0]
+        first = commit[0] if commit else row.active[0]
+        t0 = self.tokens(first).start
+        t_act, t1 = self.tokens(row.active[0]).start, self.tokens(row.active[-1]).stop
+        temb, proj = d.time_embedding(row.frame_timesteps, c.fps_flag)
+        f0 = c.blocks[first][0]
+        x_in = d.embed(row.model_input[:, :, f0:c.blocks[row.active[-1]][1]])[0]  # [tokens, dim], all branches
+        outs = []
+        layers = len(d.model.blocks)
+        for b in range(c.branches):
+            chosen = [torch.arange(self.tokens(k).start, self.tokens(k).stop) for k in commit]
+            masks = {}
+            for k in row.active:
+                sl = self.tokens(k)
+                mask = self.choose(b, k, row, proj, x_in[sl.start - t0:sl.stop - t0])
+                if (b, k) not in self.residual:
+                    mask = None  # never computed yet: nothing to reuse
+                masks[k] = mask
+                idx = torch.arange(sl.start, sl.stop)
+                chosen.append(idx if mask is None else idx[mask.cpu()])
+            index = torch.cat(chosen).to(x_in.device)
+            out_sel = None
+            if len(index):
+                out_sel = d.selective(x_in[index - t0][None], index, self.token_frame[index], self.token_block[index],
+                                      proj, self.cos[:, index], self.sin[:, index], self.stores[b],
+                                      self.token_block[:t1], self.text_rows[b], c.text.tokens)[0]
+            x_out = x_in.clone()
+            if out_sel is not None:
+                x_out[index - t0] = out_sel
+            for k in commit:
+                sl = self.tokens(k)
+                self.last_out[(b, k)] = x_out[sl.start - t0:sl.stop - t0]
+            for k in row.active:
+                sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
+                mask = masks[k]
+                if mask is not None:
+                    keep = ~mask
+                    x_out[sl][keep] = x_in[sl][keep] + self.residual[(b, k)][keep]
+                    d.counter.token_layer_reused += int(keep.sum()) * layers
+                self.residual[(b, k)] = x_out[sl] - x_in[sl]
+                self.last_out[(b, k)] = x_out[sl]
+            outs.append(x_out[t_act - t0:][None])
+        fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
+        return d.head(torch.cat(outs), temb[fa:fe], c.hp, c.wp), fa

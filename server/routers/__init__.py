@@ -1,0 +1,1 @@
+"""One router per resource: videos (jobs), their live stream, and health/metrics."""

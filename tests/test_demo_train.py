@@ -1,0 +1,48 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from motioncache.demo_train import TrainConfig, sample_sigmas, tiny_config, train
+from motioncache.engine import Engine
+from motioncache.model_files import load_components
+from motioncache.request import GenerationRequest
+
+
+def test_tiny_training_resumes_and_the_model_generates(tmp_path):
+    out = tmp_path / "demo"
+    cfg = tiny_config()
+    train(cfg, out, log=lambda m: None)
+    first = torch.load(out / ".train" / "transformer.pt", weights_only=False)
+    assert first["step"] == cfg.tf_steps
+
+    cfg.tf_steps += 2  # a rerun resumes from the checkpoint instead of starting over
+    logs = []
+    train(cfg, out, log=logs.append)
+    assert any("resumed at step 3" in m for m in logs)
+    assert torch.load(out / ".train" / "transformer.pt", weights_only=False)["step"] == cfg.tf_steps
+
+    c = load_components(out)
+    assert c.transformer.config.num_frame_per_block == cfg.block
+    assert len(c.vae.config.latents_mean) == 16 and min(c.vae.config.latents_std) > 0
+    assert json.loads((out / "motioncache.json").read_text())["causal_block_size"] == cfg.block
+    chunks = list(Engine(c).generate(GenerationRequest(prompt="a red circle moves left over a grey background")))
+    frames = np.concatenate([ch.frames for ch in chunks])
+    assert frames.shape == (9, 32, 32, 3) and np.isfinite(frames).all()
+
+
+def test_resume_refuses_different_architecture(tmp_path):
+    cfg = tiny_config()
+    train(cfg, tmp_path / "m", stop_after="vae", log=lambda m: None)
+    cfg.layers = 2
+    with pytest.raises(ValueError, match="layers"):
+        train(cfg, tmp_path / "m", log=lambda m: None)
+
+
+def test_diffusion_forcing_noise_levels_are_per_block():
+    cfg = TrainConfig()
+    s = sample_sigmas(cfg, 256, 5, torch.Generator().manual_seed(0))
+    assert s.shape == (256, 5) and (s >= 0).all() and (s < 1).all()
+    assert (s[:, -1] > 0).all()  # the last block always has a target
+    assert s.std(dim=1).mean() > 0.1  # blocks of one clip get different noise levels

@@ -1,0 +1,62 @@
+"""`motioncache serve` starts a private Redis, a worker and the API; SIGINT (Ctrl-C) leaves no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from serving_fixtures import ROOT, free_port, wait_until
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_serve_starts_everything_and_ctrl_c_stops_everything(tiny_dir, tmp_path):
+    port, metrics_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTIONCACHE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "motioncache.serve_cli", "serve", "--model", str(tiny_dir),
+                             "--port", str(port), "--workers", "1", "--metrics-base-port", str(metrics_port)],
+                            cwd=ROOT, env=env, stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        def ready():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return proc.poll() is not None
+        wait_until(ready, 90, "serve to be ready", interval=0.2)
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        kids = children_of(proc.pid)
+        names = {Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0")[0].rsplit(b"/", 1)[-1] for k in kids}
+        assert len(kids) == 2 and any(n.startswith(b"redis-server") for n in names), names  # a private redis-server and one worker
+        job = httpx.post(f"http://127.0.0.1:{port}/v1/videos", json={"prompt": "a red circle", "num_frames": 9,
+                                                                      "num_inference_steps": 2}).json()
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/v1/videos/{job['id']}").json()["status"]
+                   == "succeeded", 60, "a job through serve")
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 200  # the worker's exporter
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0, (tmp_path / "serve.log").read_text()
+        assert not [k for k in kids if running(k)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
