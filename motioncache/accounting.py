@@ -50,6 +50,7 @@ class ComputeCounter:
     token_layer_reused: int = 0  # tokens x layers whose block output came from a cache
     flops: int = 0
     forwards: int = 0  # transformer calls (one per row and per CFG branch batch)
+    reference_flops: int = 0  # what the reference path (whole window every row) would have spent so far
     extra: dict = field(default_factory=dict)
 
     def snapshot(self) -> dict:
@@ -58,3 +59,10 @@ class ComputeCounter:
     @staticmethod
     def delta(after: dict, before: dict) -> dict:
         return {k: after[k] - before.get(k, 0) for k in after}
+
+    @staticmethod
+    def figures(c: dict) -> dict:
+        """Compute speedup and token-skip rate of a snapshot or a delta."""
+        slots = c["token_layer_evals"] + c["token_layer_reused"]
+        return {"compute_speedup": c["reference_flops"] / c["flops"] if c["flops"] else 0.0,
+                "token_skip_rate": c["token_layer_reused"] / slots if slots else 0.0}

@@ -29,12 +29,14 @@ def run_once(engine, request: GenerationRequest) -> dict:
         "frames": np.concatenate([ch.frames for ch in chunks]),
         "chunk_bounds": [(ch.frame_start, ch.frame_end) for ch in chunks],
         "wall_s": wall, "denoise_s": gen.progress.timings["denoising"], "flops": c.flops,
-        "reference_flops": gen.plan.reference_flops(engine.c.transformer, request.max_sequence_length),
+        "reference_flops": c.reference_flops,
         "token_layer_evals": c.token_layer_evals, "token_skip_rate": c.token_layer_reused / total if total else 0.0,
     }
 
 
-def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs: dict, log=print) -> dict:
+def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs: dict, log=print,
+              cache_knobs: dict | None = None) -> dict:
+    """cache_knobs: knob overrides applied to every caching policy that has them (e.g. rescale=identity)."""
     if "none" not in policies:
         policies = ["none"] + policies  # the reference every figure is relative to
     runs = []
@@ -44,8 +46,9 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
             results = {}
             for spec in order:  # rotate the order so no policy always runs on a cold or warm machine
                 policy, preset_knobs = parse_policy(spec)
-                req = GenerationRequest(prompt=prompt, seed=seed, cache={"policy": policy, "knobs": preset_knobs},
-                                        **knobs)
+                extra = {k: v for k, v in (cache_knobs or {}).items() if _has_knob(policy, k)}
+                req = GenerationRequest(prompt=prompt, seed=seed, **knobs,
+                                        cache={"policy": policy, "knobs": {**preset_knobs, **extra}})
                 results[spec] = run_once(engine, req)
                 log(f"  {spec:>18} prompt {p_index} seed {seed}: {results[spec]['wall_s']:.2f} s")
             ref = results["none"]
@@ -70,16 +73,23 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
                                                            **knobs}}
 
 
+def _has_knob(policy: str, knob: str) -> bool:
+    from dataclasses import fields
+
+    from .policies import POLICIES
+
+    return knob in {f.name for f in fields(POLICIES[policy])}
+
+
 def med_first(runs, index):
     return statistics.median(r["chunk_psnr"][index] for r in runs)
 
 
 def parse_policy(spec: str) -> tuple[str, dict]:
-    """`policy` or `policy-preset`; presets are resolved by the policy registry when it has them."""
-    from . import policies
+    """`policy` or `policy-preset` -> (policy, preset knobs)."""
+    from .policies import resolve_preset
 
-    resolve = getattr(policies, "resolve_preset", None)
-    return resolve(spec) if resolve else (spec, {})
+    return resolve_preset(spec)
 
 
 def format_table(report: dict) -> str:

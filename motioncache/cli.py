@@ -35,7 +35,11 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap-history", type=int)
     p.add_argument("--addnoise-condition", type=float, default=0.0)
     p.add_argument("--max-sequence-length", type=int, default=512)
-    p.add_argument("--cache", default="none", help="cache policy: none | chunked")
+    p.add_argument("--cache", default="none",
+                   help="cache policy: none | chunked | teacache | flowcache | motioncache, or a preset such as "
+                        "motioncache-slow / motioncache-fast")
+    p.add_argument("--cache-knob", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a knob of the cache policy (repeatable), e.g. threshold=0.15")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
 
@@ -45,7 +49,13 @@ def _request_fields(args) -> dict:
              "shift", "ar_step", "causal_block_size", "base_num_frames", "overlap_history", "addnoise_condition",
              "max_sequence_length"]
     fields = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    fields["cache"] = {"policy": args.cache}
+    knobs = {}
+    for item in args.cache_knob:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"--cache-knob {item!r}: expected NAME=VALUE")
+        knobs[name.strip()] = value.strip()
+    fields["cache"] = {"policy": args.cache, "knobs": knobs}
     return fields
 
 
@@ -110,15 +120,15 @@ def cmd_generate(args) -> None:
 
 
 def summarize(plan, engine, counter, progress, wall_s: float) -> dict:
+    from .accounting import ComputeCounter
+
     r = plan.resolved
-    reference = plan.reference_flops(engine.c.transformer, r.request.max_sequence_length)
     return {
         "request": r.request.model_dump(exclude={"image", "prefix_video"}),
         "resolved": {k: getattr(r, k) for k in ("num_frames", "guidance_scale", "ar_step", "height", "width", "fps", "num_inference_steps", "shift",
                                                 "causal_block_size", "base_num_frames", "latent_frames")},
         "windows": len(plan.windows), "rows_total": plan.total_rows, "chunks_total": plan.total_chunks,
-        **counter.snapshot(), "reference_flops": reference,
-        "compute_speedup": reference / counter.flops if counter.flops else 0.0,
+        **counter.snapshot(), **ComputeCounter.figures(counter.snapshot()),
         "timings_s": dict(progress.timings), "wall_s": wall_s,
     }
 
@@ -136,10 +146,14 @@ def cmd_bench(args) -> None:
     if not prompts:
         raise CliError("give --prompt TEXT (repeatable) or --prompts FILE (one prompt per line)")
     knobs = _request_fields(args)
-    knobs.pop("cache")
+    cache_knobs = knobs.pop("cache")["knobs"]
     GenerationRequest(prompt=prompts[0], **knobs)  # fail fast on bad knobs, before loading the model
+    from .policies import make_policy
+
+    for spec in args.policies.split(","):
+        make_policy(spec)
     engine = load_engine(args.model, args.device, args.dtype)
-    report = benchmark(engine, args.policies.split(","), prompts, args.seeds, knobs,
+    report = benchmark(engine, args.policies.split(","), prompts, args.seeds, knobs, cache_knobs=cache_knobs,
                        log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
     print(format_table(report))
     if args.json:

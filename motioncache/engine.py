@@ -63,16 +63,21 @@ class Plan:
     def reference_flops(self, transformer, text_tokens: int) -> int:
         """FLOPs of the reference path (whole window on every row) for this plan: the compute-speedup baseline."""
         shape = ModelShape.of(transformer)
+        total = self.branches * shape.text_kv_flops(text_tokens)
+        return total + sum(rows * self.row_reference_flops(transformer, w, text_tokens)
+                           for w, rows in zip(self.windows, self.rows_per_window))
+
+    @property
+    def branches(self) -> int:
+        return 2 if self.resolved.use_cfg else 1
+
+    def row_reference_flops(self, transformer, window: Window, text_tokens: int) -> int:
+        shape = ModelShape.of(transformer)
         p = transformer.config.patch_size
         r = self.resolved
-        per_frame = (r.latent_height // p[1]) * (r.latent_width // p[2])
-        branches = 2 if r.use_cfg else 1
-        total = shape.text_kv_flops(text_tokens)
-        for w, rows in zip(self.windows, self.rows_per_window):
-            n = w.num_frames * per_frame
-            total += rows * (shape.num_layers * shape.layer_flops(n, n, text_tokens) + shape.patch_flops(n)
-                              + shape.head_flops(n))
-        return branches * total
+        n = window.num_frames * (r.latent_height // p[1]) * (r.latent_width // p[2])
+        return self.branches * (shape.num_layers * shape.layer_flops(n, n, text_tokens) + shape.patch_flops(n)
+                                + shape.head_flops(n))
 
     @property
     def total_chunks(self) -> int:
@@ -175,6 +180,7 @@ class Engine:
         prompts = [req.prompt] + ([req.negative_prompt] if r.use_cfg else [])
         embeds = encode_prompts(c.tokenizer, c.text_encoder, prompts, req.max_sequence_length, dtype)
         text = denoiser.encode_text(embeds)
+        counter.reference_flops += plan.branches * ModelShape.of(c.transformer).text_kv_flops(text.tokens)
         progress.timings["text_encoding"] += time.perf_counter() - t0
         fps_flag = 0 if r.fps == 16 else 1
         generator = torch.Generator("cpu").manual_seed(req.seed)
@@ -189,7 +195,8 @@ class Engine:
             frames = decoder.decode(latents)
             progress.timings["decoding"] += time.perf_counter() - t
             now = counter.snapshot()
-            stats = {**ComputeCounter.delta(now, last["stats"]), "wall_s": time.perf_counter() - last["time"],
+            delta = ComputeCounter.delta(now, last["stats"])
+            stats = {**delta, **ComputeCounter.figures(delta), "wall_s": time.perf_counter() - last["time"],
                      "rows_done": progress.rows_done}
             last.update(stats=now, time=time.perf_counter())
             a, _ = latent_to_pixel_frames(latent_start, latent_start + latents.shape[2], c.vae_scale_temporal)
@@ -228,9 +235,11 @@ class Engine:
                 r.latent_height // c.transformer.config.patch_size[1],
                 r.latent_width // c.transformer.config.patch_size[2]))
 
+            row_reference = plan.row_reference_flops(c.transformer, w, text.tokens)
             for row in range(matrix.rows):
                 if should_stop():
                     raise Cancelled()
+                counter.reference_flops += row_reference
                 t = time.perf_counter()
                 frame_t = block_timesteps[row].repeat_interleave(sizes)
                 model_input = latents.to(dtype)

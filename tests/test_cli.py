@@ -74,3 +74,19 @@ def test_bench_writes_the_documented_json(tiny_dir, tmp_path):
     assert by_policy["none"]["psnr"] is None  # identical to itself: infinite PSNR is written as null
     assert by_policy["chunked"]["psnr"] > 60 and by_policy["chunked"]["compute_speedup"] > 1.0
     assert "chunked" in p.stdout and "compute x" in p.stdout
+
+
+def test_cache_presets_and_knobs_from_the_command_line(tiny_dir, tmp_path):
+    stats = tmp_path / "s.json"
+    p = run("generate", "--model", str(tiny_dir), "--prompt", "a red circle", "--num-frames", "33",
+            "--cache", "motioncache-fast", "--cache-knob", "rescale=identity", "--cache-knob", "threshold=0.3",
+            "--cache-knob", "warmup=1", "--steps", "6", "--output", str(tmp_path / "o.mp4"), "--stats", str(stats),
+            "--height", "32", "--width", "32", "--ar-step", "1", "--causal-block-size", "3")
+    assert p.returncode == 0, p.stderr
+    s = json.loads(stats.read_text())
+    assert s["request"]["cache"] == {"policy": "motioncache-fast",
+                                     "knobs": {"rescale": "identity", "threshold": "0.3", "warmup": "1"}}
+    assert s["token_layer_reused"] > 0
+    bad = run("generate", "--model", str(tiny_dir), "--prompt", "x", "--cache", "motioncache",
+              "--cache-knob", "threshold")
+    assert bad.returncode == 2 and "expected NAME=VALUE" in bad.stderr

@@ -86,8 +86,10 @@ def test_reference_flops_are_what_the_reference_path_computes(engine):
     for policy in ("none", "chunked"):
         gen = engine.generate(GenerationRequest(seed=0, cache={"policy": policy}, **AR))
         chunks = list(gen)
-        reference = gen.plan.reference_flops(engine.c.transformer, AR.get("max_sequence_length", 512))
+        reference = gen.plan.reference_flops(engine.c.transformer, 512)
+        assert gen.counter.reference_flops == reference  # accumulated row by row == planned
         assert sum(c.stats["flops"] for c in chunks) == gen.counter.flops
+        assert sum(c.stats["reference_flops"] for c in chunks) == reference
         if policy == "none":
             assert gen.counter.flops == reference
         else:

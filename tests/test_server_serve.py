@@ -59,4 +59,17 @@ def test_serve_starts_everything_and_ctrl_c_stops_everything(tiny_dir, tmp_path)
         assert not [k for k in kids if running(k)]
     finally:
         if proc.poll() is None:
-            proc.kill()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_serve_without_redis_on_path_says_how_to_install_it(tiny_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTIONCACHE_")}
+    env["PATH"] = str(tmp_path)  # no redis-server here
+    out = subprocess.run([sys.executable, "-m", "motioncache.serve_cli", "serve", "--model", str(tiny_dir), "--port",
+                          str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "apt-get install -y redis-server" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -89,3 +89,26 @@ def test_content_while_running_is_a_playable_prefix(client):
     assert 1 <= len(frames) < 33
     client.cancel(job["id"])
     assert wait_for_status(client, job["id"], "cancelled")["status"] == "cancelled"
+
+
+def test_stream_needs_a_key_and_hides_other_keys_jobs(client, api):
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from serving_fixtures import KEYS
+
+    job = client.submit({**FAST, "seed": 8})
+    url = client.stream_url(job["id"])
+    for headers, status, code in (({}, 401, 4401), ({"Authorization": f"Bearer {KEYS[1]}"}, 404, 4404)):
+        with connect(url, additional_headers=headers) as ws:
+            event = json.loads(ws.recv())
+            assert event["type"] == "error" and event["status"] == status
+            try:
+                ws.recv()
+            except ConnectionClosed as closed:
+                assert closed.rcvd.code == code
+    with connect(f"{url}&api_key={KEYS[0]}", max_size=None) as ws:  # browsers: the key as a query parameter
+        assert json.loads(ws.recv())["type"] == "init"
+    wait_for_status(client, job["id"], "succeeded")

@@ -36,8 +36,22 @@ class MotionCache:
     force_last_step: bool = True  # fix: a block's last step is always computed
     missing_prev_weight: float = 1.0  # fix: a frame with no previous frame gets full weight (reference: floor)
 
+    def __post_init__(self):
+        _one_of("motion_weights", self.motion_weights, ("mean", "max", "max_rescale"))
+        _one_of("distance", self.distance, ("global", "token"))
+        _one_of("rescale", self.rescale, ("wan_1_3b", "identity"))
+        if not 0.0 <= self.motion_floor <= 1.0 or not 0.0 <= self.min_update_ratio <= 1.0:
+            raise ValueError("motion_floor and min_update_ratio must lie in [0, 1]")
+        if self.threshold < 0 or self.warmup < 0 or self.phase1_updates < 0:
+            raise ValueError("threshold, warmup and phase1_updates must be >= 0")
+
     def runner(self, ctx):
         return MotionCacheRunner(ctx, self)
+
+
+def _one_of(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 class MotionCacheRunner(TokenRunner):

@@ -1,0 +1,155 @@
+"""Cache policies: exactness where they must be exact, honest accounting, presets and knobs."""
+
+import numpy as np
+import pytest
+import torch
+
+from motioncache.accounting import ComputeCounter
+from motioncache.denoiser import Denoiser
+from motioncache.policies import make_policy
+from motioncache.policies.rescale import rescale
+from motioncache.policies.token_runner import TokenStore
+from motioncache.request import GenerationRequest
+
+AR = dict(prompt="a red circle moves left", height=32, width=32, num_inference_steps=8, num_frames=37, ar_step=2,
+          causal_block_size=3)  # 10 latent frames: blocks of 3, 3, 3, 1
+SKIPPY = {"rescale": "identity", "threshold": 0.3, "warmup": 2}  # the tiny random model's modulation moves a lot
+
+
+def generate(engine, policy, knobs=None, **kw):
+    gen = engine.generate(GenerationRequest(**{**AR, **kw}, cache={"policy": policy, "knobs": knobs or {}}))
+    return np.concatenate([c.frames for c in gen]), gen
+
+
+def test_selective_forward_over_all_tokens_equals_the_full_forward(tiny_components):
+    d = Denoiser(tiny_components.transformer, ComputeCounter())
+    g = torch.Generator().manual_seed(0)
+    frames, hp, wp = 6, 3, 4
+    latents = torch.randn(1, 16, frames, hp * 2, wp * 2, generator=g)
+    text = d.encode_text(torch.randn(1, 7, 16, generator=g))
+    frame_t = torch.tensor([0, 0, 400, 400, 900, 900])
+    block_ids = torch.tensor([0, 0, 1, 1, 2, 2])
+    _, proj = d.time_embedding(frame_t, 1)
+    x = d.embed(latents)
+    full = d.stack(x, proj, 0, hp, wp, text, block_ids=block_ids)
+    cfg = tiny_components.transformer.config
+    store = TokenStore(cfg.num_layers, frames * hp * wp, cfg.num_attention_heads, cfg.attention_head_dim,
+                       torch.float32, "cpu")
+    idx = torch.arange(frames * hp * wp)
+    token_frame = idx // (hp * wp)
+    cos, sin = d.rotary(0, frames, hp, wp)
+    sel = d.selective(x, idx, token_frame, block_ids[token_frame], proj, cos, sin, store, block_ids[token_frame],
+                      text.kv, text.tokens)
+    assert (sel - full).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("policy", ["motioncache", "flowcache"])
+def test_threshold_zero_equals_chunked(engine, policy):
+    chunked, _ = generate(engine, "chunked")
+    cached, gen = generate(engine, policy, {"threshold": 0.0})
+    assert np.abs(cached - chunked).max() <= 1e-4
+    assert gen.counter.token_layer_reused == 0
+
+
+def test_teacache_threshold_zero_equals_the_reference(engine):
+    reference, _ = generate(engine, "none")
+    cached, _ = generate(engine, "teacache", {"threshold": 0.0})
+    assert np.abs(cached - reference).max() <= 1e-4
+
+
+def test_long_video_and_no_cfg_with_motioncache(engine):
+    kw = dict(num_frames=57, base_num_frames=33, overlap_history=9)  # two windows: state restarts per window
+    chunked, _ = generate(engine, "chunked", **kw)
+    cached, _ = generate(engine, "motioncache", {"threshold": 0.0}, **kw)
+    assert np.abs(cached - chunked).max() <= 1e-4
+    one, gen = generate(engine, "motioncache", SKIPPY, guidance_scale=1.0)
+    assert one.shape == (37, 32, 32, 3) and gen.counter.token_layer_reused > 0
+
+
+class TokenAudit:
+    """Counts, with hooks on the real modules, what the transformer actually computed."""
+
+    def __init__(self, transformer, monkeypatch):
+        self.ffn_tokens, self.flops = 0, 0
+        import motioncache.denoiser as dn
+
+        real = dn.attention
+
+        def counted(q, k, v, mask):
+            self.flops += 4 * q.shape[0] * q.shape[1] * k.shape[1] * q.shape[2] * q.shape[3]
+            return real(q, k, v, mask)
+
+        monkeypatch.setattr(dn, "attention", counted)
+        for block in transformer.blocks:
+            block.ffn.register_forward_hook(self._ffn)
+            for m in block.modules():
+                if isinstance(m, torch.nn.Linear):
+                    m.register_forward_hook(self._linear)
+        transformer.proj_out.register_forward_hook(self._linear)
+        transformer.patch_embedding.register_forward_hook(self._conv)
+
+    def _ffn(self, module, inputs, output):
+        self.ffn_tokens += inputs[0].shape[0] * inputs[0].shape[1]
+
+    def _linear(self, module, inputs, output):
+        self.flops += 2 * inputs[0].numel() // inputs[0].shape[-1] * module.in_features * module.out_features
+
+    def _conv(self, module, inputs, output):
+        self.flops += 2 * output.numel() * module.weight[0].numel()
+
+
+@pytest.mark.parametrize("policy,knobs", [("none", {}), ("chunked", {}), ("teacache", SKIPPY),
+                                          ("flowcache", SKIPPY), ("motioncache", SKIPPY)])
+def test_reported_compute_is_what_the_forward_computed(tiny_dir, policy, knobs, monkeypatch):
+    from motioncache.engine import Engine
+    from motioncache.model_files import load_components
+
+    engine = Engine(load_components(tiny_dir))  # a private copy: hooks stay off the shared model
+    audit = TokenAudit(engine.c.transformer, monkeypatch)
+    _, gen = generate(engine, policy, knobs)
+    c = gen.counter
+    assert c.token_layer_evals == audit.ffn_tokens  # every computed token-layer passes one FFN
+    assert c.flops == audit.flops
+    if policy in ("flowcache", "motioncache", "teacache"):
+        assert c.token_layer_reused > 0  # it really skipped, and the skipped work is not in the FLOPs
+        _, ref = generate(engine, "chunked" if policy != "teacache" else "none")
+        assert c.token_layer_evals + c.token_layer_reused == ref.counter.token_layer_evals
+
+
+def test_motioncache_skips_tokens_and_stays_close(engine):
+    chunked, ref = generate(engine, "chunked")
+    cached, gen = generate(engine, "motioncache", SKIPPY)
+    c = gen.counter
+    skip = c.token_layer_reused / (c.token_layer_evals + c.token_layer_reused)
+    assert 0.05 < skip < 0.95 and c.flops < ref.counter.flops
+    assert 0 < np.abs(cached - chunked).max() < 0.5
+
+
+def test_presets_and_knobs():
+    slow, fast = make_policy("motioncache-slow"), make_policy("motioncache-fast")
+    assert slow.threshold == 0.1 and fast.threshold > slow.threshold
+    assert (slow.warmup, slow.phase1_updates, slow.motion_weights, slow.motion_floor, slow.temporal_voting,
+            slow.min_update_ratio) == (4, 6, "max_rescale", 0.6, 0.5, 0.4)
+    tuned = make_policy("motioncache-fast", {"threshold": "0.3", "force_last_step": "false"})
+    assert tuned.threshold == 0.3 and tuned.force_last_step is False
+    with pytest.raises(ValueError, match="no knob"):
+        make_policy("flowcache", {"motion_floor": 0.5})
+    with pytest.raises(ValueError, match="expected float"):
+        make_policy("teacache", {"threshold": "lots"})
+    with pytest.raises(ValueError, match="unknown cache preset"):
+        make_policy("motioncache-medium")
+    with pytest.raises(ValueError, match="must be one of"):
+        make_policy("motioncache", {"motion_weights": "median"})
+
+
+def test_token_policies_need_block_causal_attention(engine):
+    with pytest.raises(ValueError, match="needs block-causal attention"):
+        engine.generate(GenerationRequest(**{**AR, "causal_block_size": 1}, cache={"policy": "motioncache"}))
+
+
+def test_fixed_rescale_is_non_negative_and_monotone():
+    x = torch.linspace(0, 1.5, 3001)
+    fixed = rescale(x)
+    assert (fixed >= 0).all() and (fixed[1:] >= fixed[:-1]).all() and fixed[0] == 0
+    raw = rescale(x, monotone=False)
+    assert (raw < 0).any() and not (raw[1:] >= raw[:-1]).all()  # the reference polynomial's defect
