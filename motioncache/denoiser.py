@@ -156,19 +156,23 @@ class Denoiser:
 
     @torch.no_grad()
     def selective(self, x, token_index, token_frame, token_block, proj, cos, sin, store, key_blocks, text_kv,
-                  text_tokens):
-        """All transformer blocks for an arbitrary subset of a window's tokens (one CFG branch).
+                  text_tokens, rows: list[int] | None = None):
+        """All transformer blocks for an arbitrary subset of a window's tokens.
 
-        x: [1, n, dim] the chosen tokens' input states; token_index: their positions in the window (sorted);
-        token_frame / token_block: their frame and causal block; proj: [F_window, 6, dim] per-frame
-        modulation; cos/sin: RoPE of the chosen tokens. Their fresh keys/values are written into `store`
-        (per-layer [1, window_tokens, heads, head_dim]) and they attend over the store's first
-        len(key_blocks) tokens, block-causally. Tokens not chosen keep the keys/values they had.
+        x: [R, n, dim] the chosen tokens' input states for R CFG branches (`rows` of the store, None = all);
+        token_index: their positions in the window (sorted); token_frame / token_block: their frame and
+        causal block; proj: [F_window, 6, dim] per-frame modulation; cos/sin: RoPE of the chosen tokens.
+        Their fresh keys/values are written into `store` (per layer [branches, window_tokens, heads,
+        head_dim]) and they attend over the store's first len(key_blocks) tokens, block-causally. Tokens not
+        chosen keep the keys/values they had.
         """
-        n = x.shape[1]
-        keys = len(key_blocks)
+        n, keys = x.shape[1], len(key_blocks)
         mask = token_block[:, None] >= key_blocks[None, :]
         mask = None if bool(mask.all()) else mask
+        first = int(token_index[0])
+        contiguous = int(token_index[-1]) - first + 1 == n  # sorted and unique: a plain slice
+        where = slice(first, first + n) if contiguous else token_index
+        branch = slice(None) if rows is None else torch.tensor(rows, device=x.device)
         e_tok = proj[token_frame].float().transpose(0, 1)  # [6, n, dim]
         for layer, block in enumerate(self.model.blocks):
             e = block.scale_shift_table[0][:, None, :] + e_tok
@@ -178,17 +182,25 @@ class Denoiser:
             k = rope_apply(a.norm_k(a.to_k(h)).unflatten(2, (self.heads, -1)), cos, sin)
             v = a.to_v(h).unflatten(2, (self.heads, -1))
             k_store, v_store = store.k[layer], store.v[layer]
-            k_store[:, token_index] = k
-            v_store[:, token_index] = v
-            o = attention(q, k_store[:, :keys], v_store[:, :keys], mask).type_as(q)
+            if rows is None:
+                k_store[:, where], v_store[:, where] = k, v
+                k_keys, v_keys = k_store[:, :keys], v_store[:, :keys]
+            else:
+                sel = (branch[:, None], where[None, :]) if not contiguous else (branch, where)
+                k_store[sel], v_store[sel] = k, v
+                k_keys, v_keys = k_store[branch, :keys], v_store[branch, :keys]
+            o = attention(q, k_keys, v_keys, mask).type_as(q)
             x = (x.float() + a.to_out[0](o).float() * e[2]).type_as(x)
             a2 = block.attn2
             h = block.norm2(x.float()).type_as(x)
             q = a2.norm_q(a2.to_q(h)).unflatten(2, (self.heads, -1))
-            x = x + a2.to_out[0](attention(q, *text_kv[layer], None).type_as(q))
+            tk, tv = text_kv[layer]
+            if rows is not None:
+                tk, tv = tk[branch], tv[branch]
+            x = x + a2.to_out[0](attention(q, tk, tv, None).type_as(q))
             h = (block.norm3(x.float()) * (1 + e[4]) + e[3]).type_as(x)
             x = (x.float() + block.ffn(h).float() * e[5]).type_as(x)
-        self._count(1, n, keys, text_tokens)
+        self._count(x.shape[0], n, keys, text_tokens)
         return x
 
     def _count(self, batch: int, queries: int, keys: int, text_tokens: int) -> None:

@@ -33,7 +33,7 @@ def test_selective_forward_over_all_tokens_equals_the_full_forward(tiny_componen
     x = d.embed(latents)
     full = d.stack(x, proj, 0, hp, wp, text, block_ids=block_ids)
     cfg = tiny_components.transformer.config
-    store = TokenStore(cfg.num_layers, frames * hp * wp, cfg.num_attention_heads, cfg.attention_head_dim,
+    store = TokenStore(cfg.num_layers, 1, frames * hp * wp, cfg.num_attention_heads, cfg.attention_head_dim,
                        torch.float32, "cpu")
     idx = torch.arange(frames * hp * wp)
     token_frame = idx // (hp * wp)
@@ -41,6 +41,12 @@ def test_selective_forward_over_all_tokens_equals_the_full_forward(tiny_componen
     sel = d.selective(x, idx, token_frame, block_ids[token_frame], proj, cos, sin, store, block_ids[token_frame],
                       text.kv, text.tokens)
     assert (sel - full).abs().max() <= 1e-5
+    # a subset (every other token) writes exactly its own keys into the store and leaves the rest alone
+    before = store.k[0].clone()
+    part = idx[::2]
+    d.selective(x[:, part], part, token_frame[part], block_ids[token_frame][part], proj, cos[:, part], sin[:, part],
+                store, block_ids[token_frame], text.kv, text.tokens, rows=[0])
+    assert torch.equal(store.k[0][:, 1::2], before[:, 1::2])
 
 
 @pytest.mark.parametrize("policy", ["motioncache", "flowcache"])

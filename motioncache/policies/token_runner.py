@@ -15,9 +15,12 @@ from .base import Runner, RowInput
 
 
 class TokenStore:
-    def __init__(self, layers: int, tokens: int, heads: int, head_dim: int, dtype, device):
-        self.k = [torch.zeros(1, tokens, heads, head_dim, dtype=dtype, device=device) for _ in range(layers)]
-        self.v = [torch.zeros(1, tokens, heads, head_dim, dtype=dtype, device=device) for _ in range(layers)]
+    """Latest self-attention keys/values of every token of a window, per layer: [branches, tokens, heads, dim]."""
+
+    def __init__(self, layers: int, branches: int, tokens: int, heads: int, head_dim: int, dtype, device):
+        shape = (branches, tokens, heads, head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
 
 
 class TokenRunner(Runner):
@@ -27,8 +30,8 @@ class TokenRunner(Runner):
         cfg = d.model.config
         hw, frames = ctx.hw, ctx.window.num_frames
         device = next(d.model.parameters()).device
-        self.stores = [TokenStore(cfg.num_layers, frames * hw, cfg.num_attention_heads, cfg.attention_head_dim,
-                                  d.dtype, device) for _ in range(ctx.branches)]
+        self.store = TokenStore(cfg.num_layers, ctx.branches, frames * hw, cfg.num_attention_heads,
+                                cfg.attention_head_dim, d.dtype, device)
         self.token_frame = torch.arange(frames, device=device).repeat_interleave(hw)
         self.token_block = ctx.block_of_frame().to(device)[self.token_frame]
         cos, sin = d.rotary(0, frames, ctx.hp, ctx.wp)
@@ -36,7 +39,6 @@ class TokenRunner(Runner):
         self.committed = 0  # blocks whose final keys/values are in the stores
         self.residual: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> [f*hw, dim]
         self.last_out: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> latest h_out [f*hw, dim]
-        self.text_rows = [[(k[b:b + 1], v[b:b + 1]) for k, v in ctx.text.kv] for b in range(ctx.branches)]
 
     # subclasses: which tokens of an active block to recompute on this row (bool [f*hw]); None = all
     def choose(self, branch: int, block: int, row: RowInput, proj: torch.Tensor, x_in: torch.Tensor):
@@ -56,40 +58,55 @@ class TokenRunner(Runner):
         temb, proj = d.time_embedding(row.frame_timesteps, c.fps_flag)
         f0 = c.blocks[first][0]
         x_in = d.embed(row.model_input[:, :, f0:c.blocks[row.active[-1]][1]])[0]  # [tokens, dim], all branches
-        outs = []
         layers = len(d.model.blocks)
+        chosen, masks = [], []
         for b in range(c.branches):
-            chosen = [torch.arange(self.tokens(k).start, self.tokens(k).stop) for k in commit]
-            masks = {}
+            parts = [torch.arange(self.tokens(k).start, self.tokens(k).stop) for k in commit]
+            masks.append({})
             for k in row.active:
                 sl = self.tokens(k)
                 mask = self.choose(b, k, row, proj, x_in[sl.start - t0:sl.stop - t0])
                 if (b, k) not in self.residual:
                     mask = None  # never computed yet: nothing to reuse
-                masks[k] = mask
+                masks[b][k] = mask
                 idx = torch.arange(sl.start, sl.stop)
-                chosen.append(idx if mask is None else idx[mask.cpu()])
-            index = torch.cat(chosen).to(x_in.device)
-            out_sel = None
-            if len(index):
-                out_sel = d.selective(x_in[index - t0][None], index, self.token_frame[index], self.token_block[index],
-                                      proj, self.cos[:, index], self.sin[:, index], self.stores[b],
-                                      self.token_block[:t1], self.text_rows[b], c.text.tokens)[0]
-            x_out = x_in.clone()
-            if out_sel is not None:
-                x_out[index - t0] = out_sel
+                parts.append(idx if mask is None else idx[mask.cpu()])
+            chosen.append(torch.cat(parts).to(x_in.device))
+        x_out = x_in[None].repeat(c.branches, 1, 1)
+        for group in _same_choice(chosen):  # branches that chose the same tokens run as one batch
+            index = chosen[group[0]]
+            if not len(index):
+                continue
+            rows = None if len(group) == c.branches else group
+            x_out[torch.tensor(group, device=x_in.device)[:, None], (index - t0)[None, :]] = d.selective(
+                x_in[index - t0][None].expand(len(group), -1, -1), index, self.token_frame[index],
+                self.token_block[index], proj, self.cos[:, index], self.sin[:, index], self.store,
+                self.token_block[:t1], c.text.kv, c.text.tokens, rows=rows)
+        for b in range(c.branches):
             for k in commit:
                 sl = self.tokens(k)
-                self.last_out[(b, k)] = x_out[sl.start - t0:sl.stop - t0]
+                self.last_out[(b, k)] = x_out[b, sl.start - t0:sl.stop - t0]
             for k in row.active:
                 sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
-                mask = masks[k]
+                mask = masks[b][k]
                 if mask is not None:
                     keep = ~mask
-                    x_out[sl][keep] = x_in[sl][keep] + self.residual[(b, k)][keep]
+                    x_out[b, sl][keep] = x_in[sl][keep] + self.residual[(b, k)][keep]
                     d.counter.token_layer_reused += int(keep.sum()) * layers
-                self.residual[(b, k)] = x_out[sl] - x_in[sl]
-                self.last_out[(b, k)] = x_out[sl]
-            outs.append(x_out[t_act - t0:][None])
+                self.residual[(b, k)] = x_out[b, sl] - x_in[sl]
+                self.last_out[(b, k)] = x_out[b, sl]
+        outs = x_out[:, t_act - t0:]
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
-        return d.head(torch.cat(outs), temb[fa:fe], c.hp, c.wp), fa
+        return d.head(outs, temb[fa:fe], c.hp, c.wp), fa
+
+
+def _same_choice(chosen: list[torch.Tensor]) -> list[list[int]]:
+    groups: list[list[int]] = []
+    for b, index in enumerate(chosen):
+        for g in groups:
+            if torch.equal(chosen[g[0]], index):
+                g.append(b)
+                break
+        else:
+            groups.append([b])
+    return groups
