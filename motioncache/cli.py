@@ -33,7 +33,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--causal-block-size", type=int)
     p.add_argument("--base-num-frames", type=int)
     p.add_argument("--overlap-history", type=int)
-    p.add_argument("--addnoise-condition", type=float, default=0.0)
+    p.add_argument("--addnoise-condition", type=float)
     p.add_argument("--max-sequence-length", type=int, default=512)
     p.add_argument("--cache", default="none",
                    help="cache policy: none | chunked | teacache | flowcache | motioncache, or a preset such as "
@@ -133,6 +133,12 @@ def summarize(plan, engine, counter, progress, wall_s: float) -> dict:
     }
 
 
+# The paper's schedule shape (SkyReels-V2-DF long video); any flag overrides it.
+BENCH_SCHEDULE = dict(num_inference_steps=50, ar_step=5, causal_block_size=5, base_num_frames=97, num_frames=177,
+                      overlap_history=17, addnoise_condition=20.0, guidance_scale=6.0)
+BENCH_POLICIES = "none,chunked,teacache-slow,flowcache-slow,motioncache-slow,motioncache-fast"
+
+
 def cmd_bench(args) -> None:
     from .bench import benchmark, format_table, write_json
     from .request import GenerationRequest
@@ -145,7 +151,7 @@ def cmd_bench(args) -> None:
             raise CliError(f"cannot read --prompts {args.prompts}: {e.strerror}") from None
     if not prompts:
         raise CliError("give --prompt TEXT (repeatable) or --prompts FILE (one prompt per line)")
-    knobs = _request_fields(args)
+    knobs = {**BENCH_SCHEDULE, **_request_fields(args)}
     cache_knobs = knobs.pop("cache")["knobs"]
     GenerationRequest(prompt=prompts[0], **knobs)  # fail fast on bad knobs, before loading the model
     from .policies import make_policy
@@ -183,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(g)
     g.set_defaults(func=cmd_generate)
     b = sub.add_parser("bench", help="compare cache policies on the same prompts and seeds")
-    b.add_argument("--policies", default="none,chunked", help="comma-separated policies (none is always included)")
+    b.add_argument("--policies", default=BENCH_POLICIES, help="comma-separated policies (none is always included)")
     b.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     b.add_argument("--prompts", help="file with one prompt per line")
     b.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
