@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
     import importlib.util
 
-    for name in ("motioncache.demo_train", "motioncache.evaluate"):  # subcommands that live with their feature
+    for name in ("motioncache.serve_cli", "motioncache.demo_train", "motioncache.evaluate"):  # subcommands that live with their feature
         if importlib.util.find_spec(name):
             module = importlib.import_module(name)
             if hasattr(module, "register"):

@@ -2,7 +2,7 @@
 
 Three resumable phases, each checkpointed under OUT/.train/:
 1. vae:         AutoencoderKLWan on short clips / crops (L1 + small KL), fully convolutional and causal in time.
-   (The loss is L1 + MSE on the decoded posterior mean with small noise, plus a small L2 on the mean.)
+   (Loss: object-weighted L1 + MSE of the decoded posterior mean plus small noise, and a small L2 on the mean.)
 2. data:        render training clips, encode them with the trained VAE (posterior mode), normalize with
                 per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
 3. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
@@ -43,13 +43,14 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 1400
+    vae_steps: int = 1100
     vae_batch: int = 2
-    vae_frames: int = 9          # 1 + 4 + 4: the causal cache is exercised across two chunks
+    vae_frames: int = 9          # 1 + 4 + 4: with fewer, latent frames after the 2nd (steady cache state) break
     vae_crop: int = 64
-    vae_lr: float = 1e-3
+    vae_lr: float = 1e-4         # 3e-4 and more stall at the average colour (RMS-norm convs + Adam)
     vae_kl: float = 1e-4
     vae_noise: float = 0.1
+    vae_object_weight: float = 10.0  # objects are ~5% of the pixels: unweighted, the VAE learns backgrounds only
     # data (phase 2)
     clips: int = 600             # short clips: the demo's default length
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
@@ -201,7 +202,7 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
     start = step
     while step < cfg.vae_steps:
         x = _vae_batch(cfg, step)
-        lr = cfg.vae_lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
+        lr = cfg.vae_lr * min(1.0, (step + 1) / 50, 0.1 + 0.9 * (cfg.vae_steps - step) / (0.3 * cfg.vae_steps))
         for g in opt.param_groups:
             g["lr"] = lr
         post = vae.encode(x).latent_dist
@@ -209,7 +210,10 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
         # signal and the decoder collapses to the average colour within a short budget. The noise still
         # makes the decoder tolerant to imperfect latents from the diffusion model.
         rec = _decode_unclamped(vae, post.mean + cfg.vae_noise * torch.randn_like(post.mean))
-        l1 = (rec - x).abs().mean()
+        dominant = x.flatten(2).median(dim=2).values[:, :, None, None, None]  # the clip's background colour
+        obj = ((x - dominant).norm(dim=1, keepdim=True) > 0.45).float()  # objects differ by >= 120/255 RGB
+        err = (rec - x).abs()
+        l1 = (err * (1 + cfg.vae_object_weight * obj)).mean()
         kl = 0.5 * (post.mean**2).mean()  # only keeps the latent scale in check
         loss = l1 + 0.5 * ((rec - x) ** 2).mean() + cfg.vae_kl * kl
         opt.zero_grad(set_to_none=True)
@@ -217,10 +221,11 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         step += 1
-        avg = l1.item() if avg is None else 0.98 * avg + 0.02 * l1.item()
+        obj_l1 = ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()
+        avg = (l1.item(), obj_l1) if avg is None else (0.95 * avg[0] + 0.05 * l1.item(), 0.95 * avg[1] + 0.05 * obj_l1)
         if step % 25 == 0 or step == cfg.vae_steps:
             rate = (time.monotonic() - t0) / (step - start)
-            log(f"vae step {step}/{cfg.vae_steps} l1 {avg:.4f} kl {kl.item():.2f} lr {lr:.1e} "
+            log(f"vae step {step}/{cfg.vae_steps} weighted l1 {avg[0]:.4f} object l1 {avg[1]:.4f} lr {lr:.1e} "
                 f"{rate:.2f}s/step eta {rate * (cfg.vae_steps - step) / 60:.1f}min")
         if clock.due() or step == cfg.vae_steps:
             _save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "vae.pt")

@@ -28,9 +28,10 @@ def cmd_serve(args) -> None:
     from .cli import DEFAULT_MODEL
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
-    if not model.exists():
-        raise ServeCliError(f"model directory {model} does not exist (pass --model DIR; "
-                            "`motioncache make-tiny-model DIR` makes a tiny one)")
+    if not (model / "model_index.json").exists():
+        what = "is not a diffusers pipeline directory (no model_index.json)" if model.exists() else "does not exist"
+        raise ServeCliError(f"model directory {model} {what}: pass --model DIR "
+                            "(`motioncache make-tiny-model DIR` makes a tiny one)")
     try:
         serve(ServeOptions(model=str(model), host=args.host, port=args.port, workers=args.workers,
                            redis_url=args.redis_url, device=args.device, dtype=args.dtype,

@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
-# Idempotent set-up on a fresh Debian machine: the virtualenv at .venv with the project and its test tools.
+# Idempotent set-up on a fresh Debian machine: system packages (redis-server for the server and its tests,
+# prometheus for promtool), then the virtualenv at .venv with the project and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v promtool >/dev/null || need+=(prometheus)
+if ((${#need[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+        # Debian starts the packaged services; the project runs its own on loopback ports.
+        (service prometheus stop; service redis-server stop) >/dev/null 2>&1 || true
+    else
+        echo "missing ${need[*]}: run as root or 'sudo apt-get install -y ${need[*]}'" >&2
+        exit 1
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -44,14 +45,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_redis(port: int) -> subprocess.Popen:
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Linux delivers SIGTERM to it when `serve` dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: workers still watch their parent pid; redis-server would outlive a SIGKILLed serve
+
+
+def redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         raise LaunchError("redis-server is not on PATH: install it (apt-get install -y redis-server) "
                           "or pass --redis-url")
+    return binary
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    binary = redis_binary()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--daemonize", "no", "--loglevel", "warning"], start_new_session=True,
-                            stdout=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     client = redis.Redis(port=port)
     for _ in range(100):
         try:
@@ -71,7 +87,7 @@ def start_worker(i: int, opts: ServeOptions, redis_url: str) -> subprocess.Popen
     if opts.model:
         cmd += ["--model", opts.model]
     # Own session: a terminal's Ctrl-C reaches only us; we stop the workers in order.
-    return subprocess.Popen(cmd, start_new_session=True)
+    return subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
 
 
 def stop_all(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
@@ -87,11 +103,24 @@ def stop_all(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
             p.wait()
 
 
+def watch_workers(workers: list[subprocess.Popen], stopping: threading.Event) -> None:
+    """Say so at once when a worker dies on its own (bad model, out of memory at load): /readyz turns 503."""
+    reported = set()
+    while not stopping.wait(1.0):
+        for i, p in enumerate(workers):
+            if p.poll() is not None and i not in reported:
+                reported.add(i)
+                print(f"worker {i} exited with status {p.returncode} (its log is above)", file=sys.stderr)
+
+
 def serve(opts: ServeOptions) -> None:
     import uvicorn
 
     from .app import create_app
     from .settings import Settings
+
+    if opts.redis_url is None:
+        redis_binary()  # fail with the install hint before starting anything
 
     def on_signal(signum, frame):
         raise Stop()
@@ -100,6 +129,7 @@ def serve(opts: ServeOptions) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     workers: list[subprocess.Popen] = []
     redis_proc = None
+    stopping = threading.Event()
     try:
         redis_url = opts.redis_url
         if redis_url is None:
@@ -109,6 +139,7 @@ def serve(opts: ServeOptions) -> None:
             print(f"private redis-server on 127.0.0.1:{port}", file=sys.stderr)
         os.environ["MOTIONCACHE_REDIS_URL"] = redis_url  # the workers' Settings read it too
         workers = [start_worker(i, opts, redis_url) for i in range(opts.workers)]
+        threading.Thread(target=watch_workers, args=(workers, stopping), daemon=True).start()
         settings = Settings(redis_url=redis_url)
         print(f"API on http://{opts.host}:{opts.port} (docs /docs), {opts.workers} worker(s), worker metrics on "
               f"ports {opts.metrics_base_port}..{opts.metrics_base_port + opts.workers - 1}", file=sys.stderr)
@@ -120,6 +151,7 @@ def serve(opts: ServeOptions) -> None:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stopping.set()
         stop_all(workers)
         if redis_proc is not None:
             stop_all([redis_proc], grace_s=5)

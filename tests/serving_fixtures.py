@@ -1,6 +1,8 @@
 """Real processes for the server tests: a redis-server on a free port, `motioncache worker` subprocesses on a
-tiny model, and the API under uvicorn in a subprocess. Import the fixtures into a test module with
-`from serving_fixtures import *`."""
+tiny model, and the API under uvicorn in a subprocess, shared by every module that declares
+`pytest_plugins = ["serving_fixtures"]` (one set of processes per session).
+
+PYTEST_DONT_REWRITE: test modules import constants from here before pytest loads it as a plugin."""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ import sys
 import httpx
 import pytest
 
-pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
+from server.client import ApiError
 from serving_fixtures import FAST, KEYS, ROOT, start_api, stop, wait_for_status
+
+pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
 
 
 def test_importing_the_api_does_not_load_torch():
@@ -61,8 +63,12 @@ def test_list_is_paged_newest_first(client):
     second = client.list(offset=2, limit=2)
     assert [j["id"] for j in first["items"]] == ids[::-1][:2]
     assert first["next_offset"] == 2 and second["items"][0]["id"] == ids[0]
-    for job_id in ids:
-        wait_for_status(client, job_id, "succeeded")
+    for job_id in ids:  # leave nothing running for the next tests
+        try:
+            client.cancel(job_id)
+        except ApiError as e:
+            assert e.status == 409  # it had already succeeded
+        wait_for_status(client, job_id, ("succeeded", "cancelled"))
 
 
 def test_health_ready_docs_and_exact_metrics_path(api):

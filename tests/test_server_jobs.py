@@ -5,8 +5,9 @@ import signal
 import time
 
 from motioncache.video_io import decode_video
-pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
 from serving_fixtures import FAST, HEARTBEAT_TTL_S, SLOW, wait_for_status, wait_until
+
+pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
 
 
 def test_cancel_queued_never_runs_and_cancel_running_keeps_its_chunks(client, workers):

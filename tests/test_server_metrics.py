@@ -7,8 +7,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
 from serving_fixtures import FAST, wait_for_status
+
+pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
 
 
 def scrape(url: str) -> dict:
@@ -24,12 +25,13 @@ def total(samples: dict, name: str, **labels) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and all((k, v2) in ls for k, v2 in labels.items()))
 
 
-@pytest.mark.parametrize("policy", ["chunked"])
+@pytest.mark.parametrize("policy", ["motioncache-fast"])  # token-level: tokens are reused, skip rate > 0
 def test_metrics_parse_and_move_when_a_job_runs(api, client, workers, policy):
     worker_urls = [f"http://127.0.0.1:{workers.metrics_ports[n]}/metrics" for n in workers.alive()]
     api_before = scrape(f"{api.url}/metrics")
     before = [scrape(u) for u in worker_urls]
-    job = client.submit({**FAST, "num_frames": 33, "causal_block_size": 3, "cache": {"policy": policy}})
+    job = client.submit({**FAST, "num_frames": 33, "num_inference_steps": 8, "ar_step": 2, "causal_block_size": 3,
+                         "cache": {"policy": policy}})
     assert wait_for_status(client, job["id"], ("succeeded", "failed"))["status"] == "succeeded"
     api_after = scrape(f"{api.url}/metrics")
     after = [scrape(u) for u in worker_urls]
@@ -46,6 +48,9 @@ def test_metrics_parse_and_move_when_a_job_runs(api, client, workers, policy):
     assert moved("motioncache_chunks_total", policy=policy) == 3
     assert moved("motioncache_denoising_rows_total", policy=policy) == client.get(job["id"])["progress"]["rows_total"]
     assert moved("motioncache_tokens_computed_total", policy=policy) > 0
+    assert moved("motioncache_tokens_reused_total", policy=policy) > 0
+    skip = client.get(job["id"])["figures"]["token_skip_rate"]
+    assert skip > 0 and moved("motioncache_request_token_skip_rate_sum", policy=policy) == pytest.approx(skip)
     for hist in ("compute_speedup", "token_skip_rate", "time_to_first_chunk_seconds", "latency_seconds",
                  "real_time_factor"):
         assert moved(f"motioncache_request_{hist}_count", policy=policy) == 1, hist

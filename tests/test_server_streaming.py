@@ -6,8 +6,9 @@ import numpy as np
 
 from motioncache.request import GenerationRequest
 from motioncache.video_io import decode_video
-pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
 from serving_fixtures import FAST, wait_for_status
+
+pytest_plugins = ["serving_fixtures"]  # one Redis, two workers and one API for every server test module
 
 
 def collect(client, job_id, from_chunk=0, stop_after=None):
@@ -112,3 +113,25 @@ def test_stream_needs_a_key_and_hides_other_keys_jobs(client, api):
     with connect(f"{url}&api_key={KEYS[0]}", max_size=None) as ws:  # browsers: the key as a query parameter
         assert json.loads(ws.recv())["type"] == "init"
     wait_for_status(client, job["id"], "succeeded")
+
+
+def test_client_cli_streams_to_a_file_and_gets_status(api, client, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from serving_fixtures import KEYS, ROOT
+
+    out = tmp_path / "out.mp4"
+    base = [sys.executable, "-m", "motioncache.serve_cli", "client", "--server", api.url, "--api-key", KEYS[0]]
+    run = subprocess.run(base + ["submit", "--prompt", "a green square", "--num-frames", "17", "--steps", "3",
+                                 "--ar-step", "1", "--causal-block-size", "1", "-o", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip()
+    assert sum(line.startswith("chunk ") for line in run.stderr.splitlines()) == 5 and "succeeded: speedup 1.00x" in run.stderr
+    assert out.read_bytes() == client.content(job_id) and decode_video(out.read_bytes()).shape == (17, 32, 32, 3)
+    got = subprocess.run(base + ["get", job_id], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert json.loads(got.stdout)["status"] == "succeeded"
+    bad = subprocess.run(base + ["get", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: HTTP 404: no video job nope"

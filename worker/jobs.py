@@ -74,7 +74,6 @@ def run_generation(job_id: str, request: dict, limits: dict | None = None) -> st
     policy = record.policy
     rt.current_job, gen, state = job_id, None, {"first": None, "frames": 0, "last_progress": 0.0}
     rt.metrics.busy.set(1)
-    rt.beat()
     started = time.time()
 
     def current_figures() -> dict:
@@ -98,6 +97,7 @@ def run_generation(job_id: str, request: dict, limits: dict | None = None) -> st
         return status
 
     try:
+        rt.beat()  # show this worker busy at once, not at its next heartbeat
         req = GenerationRequest.model_validate(request)
         gen = rt.engine.generate(req, should_stop=lambda: rt.shutting_down() or jobstore.cancel_requested(r, job_id))
         resolved = gen.plan.resolved

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up, then generate a video with the shipped demo model (out.mp4, streamed chunk by chunk).
+# Set up, then generate a video with the shipped demo model (out.mp4, streamed chunk by chunk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
