@@ -158,6 +158,10 @@ def cmd_bench(args) -> None:
 
     for spec in args.policies.split(","):
         make_policy(spec)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     engine = load_engine(args.model, args.device, args.dtype)
     report = benchmark(engine, args.policies.split(","), prompts, args.seeds, knobs, cache_knobs=cache_knobs,
                        log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
@@ -194,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--prompts", help="file with one prompt per line")
     b.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
     b.add_argument("--json", help="write results as JSON")
+    b.add_argument("--threads", type=int, help="torch CPU threads (1 makes CPU time a steady measure)")
     b.add_argument("--quiet", action="store_true")
     _add_generation_args(b)
     b.set_defaults(func=cmd_bench)

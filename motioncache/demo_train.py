@@ -2,7 +2,8 @@
 
 Three resumable phases, each checkpointed under OUT/.train/:
 1. vae:         AutoencoderKLWan on short clips / crops (L1 + small KL), fully convolutional and causal in time.
-   (Loss: object-weighted L1 + MSE of the decoded posterior mean plus small noise, and a small L2 on the mean.)
+   (Loss: object-weighted L1 of the decoded posterior mean, and a small L2 on the mean.)
+2b. decoder: fine-tune the VAE decoder alone (latents stay valid) on full-length clips.
 2. data:        render training clips, encode them with the trained VAE (posterior mode), normalize with
                 per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
 3. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
@@ -43,18 +44,24 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 1100
-    vae_batch: int = 2
+    vae_steps: int = 2400
+    vae_wide_steps: int = 1800   # crops of 2 * vae_crop from this step on
+    vae_image_steps: int = 1200  # single frames only before this step
+    vae_batch: int = 8           # single frames (cheap: the first-frame path) ...
+    vae_clip_batch: int = 2      # ... after vae_image_steps 3 of 4 steps are clips of vae_frames frames
     vae_frames: int = 9          # 1 + 4 + 4: with fewer, latent frames after the 2nd (steady cache state) break
-    vae_crop: int = 64
-    vae_lr: float = 1e-4         # 3e-4 and more stall at the average colour (RMS-norm convs + Adam)
+    vae_crop: int = 32           # crops around the main object: on whole frames (objects ~4% of the pixels)
+                                 # the VAE learned backgrounds only within the CPU budget
+    vae_lr: float = 3e-4
     vae_kl: float = 1e-4
-    vae_noise: float = 0.1
-    vae_object_weight: float = 10.0  # objects are ~5% of the pixels: unweighted, the VAE learns backgrounds only
+    vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
+    vae_object_weight: float = 3.0
+    dec_steps: int = 400         # phase 2b: decoder only, on clips of clip_frames frames
+    dec_lr: float = 1e-4
     # data (phase 2)
-    clips: int = 600             # short clips: the demo's default length
+    clips: int = 320             # short clips: the demo's default length
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
-    long_clips: int = 80         # long clips teach attention over the 25 latent frames of a 97-frame video
+    long_clips: int = 32         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
     # transformer + text encoder (phase 3)
     heads: int = 3
@@ -64,10 +71,10 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 2500
+    tf_steps: int = 1100
     batch: int = 8
-    long_batch: int = 3          # about the same token count as a short batch
-    long_every: int = 4          # every 4th step is a long batch
+    long_batch: int = 2
+    long_every: int = 5          # every 5th step is a long batch
     lr: float = 5e-4
     warmup: int = 100
     train_shift: float = 3.0     # sigma = shift*u / (1 + (shift-1)*u), u ~ U(0, 1)
@@ -83,13 +90,13 @@ class TrainConfig:
 
 
 # Options that may change between a run and its resume (they do not change what was already computed).
-RESUMABLE_OPTIONS = {"vae_steps", "tf_steps", "checkpoint_minutes", "defaults", "sample_shift"}
+RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "tf_steps", "checkpoint_minutes", "defaults", "sample_shift"}
 
 
 def tiny_config() -> TrainConfig:
     """A seconds-long configuration for tests."""
-    return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, vae_crop=32,
-                       vae_frames=5, clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12,
+    return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2, vae_image_steps=1, vae_wide_steps=1, vae_crop=16,
+                       vae_frames=5, vae_batch=2, vae_clip_batch=1, clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12,
                        layers=1, ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2,
                        long_batch=1, long_every=2, warmup=1, defaults=dict(
                            num_frames=9, num_inference_steps=3, guidance_scale=4.0, ar_step=1, fps=8))
@@ -177,15 +184,67 @@ def _decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
 
 
 def _vae_batch(cfg: TrainConfig, step: int) -> torch.Tensor:
-    rng = np.random.default_rng([cfg.seed, 1, step])
-    crop = min(cfg.vae_crop, cfg.height, cfg.width)
+    """Crops near the main object (jittered): single frames, then mostly short clips."""
+    # small crops first (fast object learning), then 2x crops so large flat areas and borders are seen too
+    crop = cfg.vae_crop * (2 if step >= cfg.vae_wide_steps else 1)
+    clip_step = step >= cfg.vae_image_steps and step % 4 != 0  # images first: clips slowed early learning
+    frames, batch = (cfg.vae_frames, cfg.vae_clip_batch) if clip_step else (1, cfg.vae_batch)
+    return _crops(cfg, np.random.default_rng([cfg.seed, 1, step]), frames, batch, crop)
+
+
+def _crops(cfg: TrainConfig, rng, frames: int, batch: int, crop: int) -> torch.Tensor:
+    crop = min(crop, cfg.height, cfg.width)
     clips = []
-    for _ in range(cfg.vae_batch):
-        video, _, _ = make_example(int(rng.integers(2**31)), cfg.clip_frames, cfg.height, cfg.width)
-        t = rng.integers(0, cfg.clip_frames - cfg.vae_frames + 1)
-        y, x = rng.integers(0, cfg.height - crop + 1), rng.integers(0, cfg.width - crop + 1)
-        clips.append(video[t:t + cfg.vae_frames, y:y + crop, x:x + crop])
+    for _ in range(batch):
+        video, _, scene = make_example(int(rng.integers(2**31)), cfg.clip_frames, cfg.height, cfg.width)
+        t = int(rng.integers(0, cfg.clip_frames - frames + 1))
+        o, u = scene.main, (t + frames / 2) / (cfg.clip_frames - 1)
+        cx = (o.start[0] + u * o.shift[0]) * cfg.width + rng.uniform(-crop / 3, crop / 3)
+        cy = (o.start[1] + u * o.shift[1]) * cfg.height + rng.uniform(-crop / 3, crop / 3)
+        x = int(np.clip(cx - crop / 2, 0, cfg.width - crop))
+        y = int(np.clip(cy - crop / 2, 0, cfg.height - crop))
+        clips.append(video[t:t + frames, y:y + crop, x:x + crop])
     return _to_tensor(np.stack(clips))
+
+
+def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
+    """Fine-tune the decoder (encoder frozen, so encoded latents stay valid) on clips as long as the training
+    clips: trained on 9 frames only, its causal feature cache drifts after a few latent frames."""
+    params = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.dec_lr, weight_decay=0.0)
+    ckpt, step = _load(state / "decoder.pt"), 0
+    if ckpt:
+        vae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        step = ckpt["step"]
+    clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, None
+    vae.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    while step < cfg.dec_steps:
+        rng = np.random.default_rng([cfg.seed, 2, step])
+        # alternate long clips on small crops and shorter clips on large crops
+        frames, crop = (cfg.clip_frames, cfg.vae_crop) if step % 2 == 0 else ((cfg.clip_frames - 1) // 8 * 4 + 1, 2 * cfg.vae_crop)
+        x = _crops(cfg, rng, frames, cfg.vae_clip_batch, crop)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode()
+        rec = _decode_unclamped(vae, z)
+        l1 = (rec - x).abs().mean()
+        for g in opt.param_groups:
+            g["lr"] = cfg.dec_lr * min(1.0, (step + 1) / 20)
+        opt.zero_grad(set_to_none=True)
+        l1.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        avg = l1.item() if avg is None else 0.95 * avg + 0.05 * l1.item()
+        if step % 25 == 0 or step == cfg.dec_steps:
+            rate = (time.monotonic() - t0) / (step - start)
+            log(f"decoder step {step}/{cfg.dec_steps} l1 {avg:.4f} {rate:.2f}s/step "
+                f"eta {rate * (cfg.dec_steps - step) / 60:.1f}min")
+        if clock.due() or step == cfg.dec_steps:
+            _save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "decoder.pt")
+    vae.eval().requires_grad_(False)
 
 
 def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
@@ -202,7 +261,7 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
     start = step
     while step < cfg.vae_steps:
         x = _vae_batch(cfg, step)
-        lr = cfg.vae_lr * min(1.0, (step + 1) / 50, 0.1 + 0.9 * (cfg.vae_steps - step) / (0.3 * cfg.vae_steps))
+        lr = cfg.vae_lr * min(1.0, (step + 1) / 50, 0.1 + 0.9 * (cfg.vae_steps - step) / (0.2 * cfg.vae_steps))
         for g in opt.param_groups:
             g["lr"] = lr
         post = vae.encode(x).latent_dist
@@ -215,15 +274,15 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
         err = (rec - x).abs()
         l1 = (err * (1 + cfg.vae_object_weight * obj)).mean()
         kl = 0.5 * (post.mean**2).mean()  # only keeps the latent scale in check
-        loss = l1 + 0.5 * ((rec - x) ** 2).mean() + cfg.vae_kl * kl
+        loss = l1 + cfg.vae_kl * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         step += 1
-        obj_l1 = ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()
+        obj_l1 = ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item() if obj.any() else avg[1]
         avg = (l1.item(), obj_l1) if avg is None else (0.95 * avg[0] + 0.05 * l1.item(), 0.95 * avg[1] + 0.05 * obj_l1)
-        if step % 25 == 0 or step == cfg.vae_steps:
+        if step % 50 == 0 or step == cfg.vae_steps:
             rate = (time.monotonic() - t0) / (step - start)
             log(f"vae step {step}/{cfg.vae_steps} weighted l1 {avg[0]:.4f} object l1 {avg[1]:.4f} lr {lr:.1e} "
                 f"{rate:.2f}s/step eta {rate * (cfg.vae_steps - step) / 60:.1f}min")
@@ -412,6 +471,11 @@ def train(cfg: TrainConfig, out: str | Path, stop_after: str | None = None, log=
     log(f"data: done ({(time.monotonic() - t0) / 60:.1f} min so far)")
     if stop_after == "data":
         return out
+    train_decoder(cfg, vae, state, log)
+    vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
+    log(f"decoder: done ({(time.monotonic() - t0) / 60:.1f} min so far)")
+    if stop_after == "decoder":
+        return out
     train_transformer(cfg, vae, data, state, out, log)
     log(f"transformer: done ({(time.monotonic() - t0) / 60:.1f} min this run)")
     return out
@@ -445,7 +509,7 @@ def preview(model: str | Path, out_dir: str | Path, n: int = 4, seed: int = 0, *
 def cmd_train_demo(args) -> None:
     torch.set_num_threads(args.threads)
     cfg = tiny_config() if args.tiny else TrainConfig()
-    for name in ("vae_steps", "tf_steps", "clips", "long_clips", "batch", "seed", "checkpoint_minutes"):
+    for name in ("vae_steps", "dec_steps", "tf_steps", "clips", "long_clips", "batch", "seed", "checkpoint_minutes"):
         value = getattr(args, name)
         if value is not None:
             if value < 0:
@@ -466,13 +530,14 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"model directory (default {DEFAULT_OUT}); "
                    "checkpoints go to OUT/.train and a rerun resumes from them")
     p.add_argument("--vae-steps", type=int)
+    p.add_argument("--dec-steps", type=int, help="decoder fine-tuning steps")
     p.add_argument("--tf-steps", type=int, help="transformer + text encoder steps")
     p.add_argument("--clips", type=int, help="short training clips to encode")
     p.add_argument("--long-clips", type=int, help="97-frame training clips to encode")
     p.add_argument("--batch", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--checkpoint-minutes", type=float)
-    p.add_argument("--stop-after", choices=["vae", "data"], help="stop after this phase")
+    p.add_argument("--stop-after", choices=["vae", "data", "decoder"], help="stop after this phase")
     p.add_argument("--tiny", action="store_true", help="a seconds-long tiny configuration (smoke tests)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.set_defaults(func=cmd_train_demo)

@@ -28,7 +28,7 @@ def test_generate_end_to_end(tiny_dir, tmp_path):
     s = json.loads(stats.read_text())
     assert s["chunks_total"] == len(s["chunks"]) == 3 and s["rows_total"] == 5
     assert sum(c["flops"] for c in s["chunks"]) == s["flops"] and s["compute_speedup"] > 1.0
-    assert set(s["timings_s"]) == {"text_encoding", "denoising", "decoding", "encoding"}
+    assert set(s["timings_s"]) == {"text_encoding", "denoising", "denoising_cpu", "decoding", "encoding"}
     assert [c["frames"] for c in s["chunks"]] == [[0, 9], [9, 21], [21, 33]]
 
 
