@@ -1,12 +1,13 @@
 """Train the shipped demo model on the procedural moving-shapes data: `motioncache train-demo`.
 
-Three resumable phases, each checkpointed under OUT/.train/:
-1. vae:         AutoencoderKLWan on short clips / crops (L1 + small KL), fully convolutional and causal in time.
-   (Loss: object-weighted L1 of the decoded posterior mean, and a small L2 on the mean.)
-2b. decoder: fine-tune the VAE decoder alone (latents stay valid) on full-length clips.
+Four resumable phases, each checkpointed under OUT/.train/:
+1. vae:         AutoencoderKLWan on crops around the main object: single frames first, then 9-frame clips,
+                then 2x larger crops (object-weighted L1 of the decoded posterior mean + a small L2 on the mean).
 2. data:        render training clips, encode them with the trained VAE (posterior mode), normalize with
                 per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
-3. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
+3. decoder:     fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
+                long as the training clips, so its causal feature cache stays stable over many latent frames.
+4. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
                 (one flow-matching noise level per causal block, block-causal attention, caption dropout).
 The model directory OUT is (re)written at every transformer checkpoint, so a usable model exists early.
 """
@@ -59,9 +60,9 @@ class TrainConfig:
     dec_steps: int = 400         # phase 2b: decoder only, on clips of clip_frames frames
     dec_lr: float = 1e-4
     # data (phase 2)
-    clips: int = 320             # short clips: the demo's default length
+    clips: int = 200             # short clips: the demo's default length
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
-    long_clips: int = 32         # long clips teach attention over the 25 latent frames of a 97-frame video
+    long_clips: int = 20         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
     # transformer + text encoder (phase 3)
     heads: int = 3
@@ -71,7 +72,7 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 1100
+    tf_steps: int = 900
     batch: int = 8
     long_batch: int = 2
     long_every: int = 5          # every 5th step is a long batch
@@ -95,10 +96,11 @@ RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "tf_steps", "checkpoint_minutes",
 
 def tiny_config() -> TrainConfig:
     """A seconds-long configuration for tests."""
-    return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2, vae_image_steps=1, vae_wide_steps=1, vae_crop=16,
-                       vae_frames=5, vae_batch=2, vae_clip_batch=1, clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12,
-                       layers=1, ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2,
-                       long_batch=1, long_every=2, warmup=1, defaults=dict(
+    return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2,
+                       vae_image_steps=1, vae_wide_steps=1, vae_crop=16, vae_frames=5, vae_batch=2, vae_clip_batch=1,
+                       clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
+                       ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
+                       long_every=2, warmup=1, defaults=dict(
                            num_frames=9, num_inference_steps=3, guidance_scale=4.0, ar_step=1, fps=8))
 
 
@@ -224,7 +226,8 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
     while step < cfg.dec_steps:
         rng = np.random.default_rng([cfg.seed, 2, step])
         # alternate long clips on small crops and shorter clips on large crops
-        frames, crop = (cfg.clip_frames, cfg.vae_crop) if step % 2 == 0 else ((cfg.clip_frames - 1) // 8 * 4 + 1, 2 * cfg.vae_crop)
+        half = (cfg.clip_frames - 1) // 8 * 4 + 1
+        frames, crop = (cfg.clip_frames, cfg.vae_crop) if step % 2 == 0 else (half, 2 * cfg.vae_crop)
         x = _crops(cfg, rng, frames, cfg.vae_clip_batch, crop)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
@@ -392,8 +395,8 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         ema = ckpt["ema"]
         step = ckpt["step"]
         log(f"transformer: resumed at step {step}")
-    log(f"transformer: {sum(p.numel() for p in transformer.parameters()) / 1e6:.2f}M params, text encoder "
-        f"{sum(p.numel() for p in text_encoder.parameters()) / 1e6:.2f}M, vae {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M")
+    millions = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (transformer, text_encoder, vae)]
+    log("transformer: {:.2f}M params, text encoder {:.2f}M, vae {:.2f}M".format(*millions))
     ids = {k: _tokenize(tokenizer, data[f"{k}_captions"]) for k in ("short", "long") if data[f"{k}_captions"]}
     ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
 
@@ -499,7 +502,8 @@ def preview(model: str | Path, out_dir: str | Path, n: int = 4, seed: int = 0, *
     engine = Engine(load_components(model))
     paths = []
     for text, _ in heldout_captions(n):
-        frames = np.concatenate([c.frames for c in engine.generate(GenerationRequest(prompt=text, seed=seed, **request))])
+        chunks = engine.generate(GenerationRequest(prompt=text, seed=seed, **request))
+        frames = np.concatenate([c.frames for c in chunks])
         path = Path(out_dir) / f"demo_{text.replace(' ', '_')}.png"
         save_strip(frames, path)
         paths.append(path)
