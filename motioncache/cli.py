@@ -1,4 +1,4 @@
-"""`motioncache` command line: generate, make-tiny-model (more subcommands join as they are built).
+"""`motioncache` command line: generate, bench, make-tiny-model, serve, worker, client, train-demo, evaluate.
 
 Errors are one clear line on stderr and exit status 2, never a traceback.
 """

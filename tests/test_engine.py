@@ -7,10 +7,8 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
-from motioncache.engine import Cancelled, Engine
-from motioncache.model_files import load_components
+from motioncache.engine import Cancelled
 from motioncache.request import GenerationRequest
-from motioncache.tiny_model import make_tiny_model
 from motioncache.vae_stream import StreamingDecoder
 from motioncache.video_io import FragmentedMp4Writer
 
