@@ -6,7 +6,7 @@ with the real query and key counts (a masked score still costs its multiply-adds
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,9 @@ class ComputeCounter:
     flops: int = 0
     forwards: int = 0  # transformer calls (one per row and per CFG branch batch)
     reference_flops: int = 0  # what the reference path (whole window every row) would have spent so far
-    extra: dict = field(default_factory=dict)
 
     def snapshot(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "extra"}
+        return asdict(self)
 
     @staticmethod
     def delta(after: dict, before: dict) -> dict:

@@ -55,6 +55,7 @@ class Plan:
     windows: list[Window]
     rows_per_window: list[int]
     context_pixel_frames: int
+    policy: object  # the request's cache policy config (policies/*.py)
 
     @property
     def total_rows(self) -> int:
@@ -126,16 +127,16 @@ class Engine:
 
     def _condition_frames(self, r: ResolvedRequest) -> np.ndarray | None:
         req = r.request
+        if not (req.image or req.prefix_video):
+            return None
+        field_name = "image" if req.image else "prefix_video"
         try:
+            data = base64.b64decode(req.image or req.prefix_video, validate=True)
             if req.image:
-                return read_image(base64.b64decode(req.image, validate=True), r.width, r.height)[None]
-            if req.prefix_video:
-                frames = read_video(base64.b64decode(req.prefix_video, validate=True), r.width, r.height)
+                return read_image(data, r.width, r.height)[None]
+            frames = read_video(data, r.width, r.height)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"{'image' if req.image else 'prefix_video'}: {e}") from None
-        else:
-            if not req.prefix_video:
-                return None
+            raise ValueError(f"{field_name}: {e}") from None
         # keep a 4k+1 tail so the continuation starts right after the prefix's last frame
         keep = (len(frames) - 1) // self.c.vae_scale_temporal * self.c.vae_scale_temporal + 1
         return frames[len(frames) - keep:]
@@ -156,7 +157,7 @@ class Engine:
                                r.causal_block_size)
         rows = [step_matrix(len(w.blocks), r.num_inference_steps, r.ar_step, w.num_context_blocks).rows
                 for w in windows]
-        return Plan(r, windows, rows, cond_pixels)
+        return Plan(r, windows, rows, cond_pixels, policy)
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None,
@@ -171,7 +172,7 @@ class Engine:
     def _run(self, plan: Plan, condition_pixels, should_stop, progress: Progress, counter: ComputeCounter):
         c, r = self.c, plan.resolved
         req = r.request
-        policy = make_policy(req.cache.policy, req.cache.knobs)
+        policy = plan.policy
         device, dtype = c.device, c.dtype
         block_causal = r.causal_block_size > 1  # diffusers: block size 1 means bidirectional attention
         denoiser = Denoiser(c.transformer, counter)
@@ -251,9 +252,7 @@ class Engine:
                 steps = matrix.step_index[row].tolist()
                 active = torch.nonzero(matrix.update[row]).flatten().tolist()
                 finishing = torch.nonzero(matrix.finishing(row)).flatten().tolist()
-                pred, f0 = runner.predict(RowInput(
-                    row, model_input, frame_t.to(device), active,
-                    [b for b, k in enumerate(steps) if k > r.num_inference_steps], steps, finishing))
+                pred, f0 = runner.predict(RowInput(row, model_input, frame_t.to(device), active, steps, finishing))
                 if r.use_cfg:
                     pred = pred[1:2] + r.guidance_scale * (pred[0:1] - pred[1:2])
                 for b in active:

@@ -2,16 +2,19 @@
 
 from motioncache.accounting import ComputeCounter
 from motioncache.request import GenerationRequest
-from worker.figures import reference_flops_so_far, so_far, token_skip_rate
+from worker.figures import so_far
 
 REQ = dict(prompt="a blue square moves right", height=32, width=32, num_inference_steps=3, num_frames=33, ar_step=1,
            causal_block_size=3)
 
 
 def test_reference_flops_so_far_grows_with_rows_and_ends_at_the_plans_total(engine):
-    plan = engine.generate(GenerationRequest(**REQ)).plan
+    gen = engine.generate(GenerationRequest(**REQ))
+    plan = gen.plan
     t, tokens = engine.c.transformer, 512
-    values = [reference_flops_so_far(plan, t, tokens, rows) for rows in range(plan.total_rows + 1)]
+    values = [gen.counter.reference_flops]
+    gen.progress.on_row = lambda p: values.append(gen.counter.reference_flops)
+    list(gen)
     assert values == sorted(values) and values[0] < values[-1]
     assert values[-1] == plan.reference_flops(t, tokens)
 
@@ -30,5 +33,9 @@ def test_figures_of_a_finished_request_match_the_cli_summary(engine):
 
 
 def test_token_skip_rate():
+    def token_skip_rate(evals, reused):
+        return ComputeCounter.figures({"token_layer_evals": evals, "token_layer_reused": reused, "flops": 0,
+                                       "reference_flops": 0})["token_skip_rate"]
+
     assert token_skip_rate(0, 0) == 0.0
     assert token_skip_rate(30, 10) == 0.25

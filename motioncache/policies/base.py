@@ -45,7 +45,6 @@ class RowInput:
     model_input: torch.Tensor  # [1, C, F_window, H, W] in the transformer's dtype (context re-noised if asked)
     frame_timesteps: torch.Tensor  # [F_window] long
     active: list[int]  # blocks taking a scheduler step on this row (contiguous, ascending)
-    finished: list[int]  # blocks whose latents are final (context blocks included)
     block_steps: list[int]  # per block: 0 not started, 1..S the step being taken, S+1 finished
     finishing: list[int]  # active blocks taking their last step on this row
 
