@@ -18,7 +18,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ import numpy as np
 import torch
 
 from .demo_data import VOCABULARY, heldout_captions, make_example
+from .demo_train_vae import build_vae, train_decoder, train_vae
+from .train_support import Clock, load_checkpoint, progress_line, save_checkpoint, to_tensor
 from .model_files import SCHEDULER_CONFIG
 from .text import clean_prompt
 from .tiny_model import build_tokenizer
@@ -106,13 +107,6 @@ def tiny_config() -> TrainConfig:
 
 # -- components -------------------------------------------------------------------------------
 
-def build_vae(cfg: TrainConfig):
-    from diffusers import AutoencoderKLWan
-
-    return AutoencoderKLWan(base_dim=cfg.vae_base_dim, z_dim=16, dim_mult=list(cfg.vae_dim_mult), num_res_blocks=1,
-                            temperal_downsample=[False, True, True])
-
-
 def build_text_model(cfg: TrainConfig):
     from diffusers import SkyReelsV2Transformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
@@ -130,18 +124,6 @@ def build_text_model(cfg: TrainConfig):
     return tokenizer, text_encoder, transformer
 
 
-# -- checkpoints ------------------------------------------------------------------------------
-
-def _save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a crash mid-save never leaves a broken checkpoint
-
-
-def _load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
-
-
 def _check_config(cfg: TrainConfig, state: Path) -> None:
     saved_file = state / "config.json"
     current = json.loads(json.dumps(dataclasses.asdict(cfg)))
@@ -156,150 +138,12 @@ def _check_config(cfg: TrainConfig, state: Path) -> None:
     saved_file.write_text(json.dumps(current, indent=2))
 
 
-class Clock:
-    """Says when the next periodic checkpoint is due."""
-
-    def __init__(self, minutes: float):
-        self.every, self.last = minutes * 60, time.monotonic()
-
-    def due(self) -> bool:
-        if time.monotonic() - self.last >= self.every:
-            self.last = time.monotonic()
-            return True
-        return False
-
-
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [..., F, H, W, 3] -> float [..., 3, F, H, W] in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1.0
-    return x.movedim(-1, -4)
-
-
-# -- phase 1: VAE -----------------------------------------------------------------------------
-
-def _decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
-    """vae.decode without the final clamp (it would zero the gradient of overshooting pixels)."""
-    x = vae.post_quant_conv(z)
-    cache = [None] * vae._cached_conv_counts["decoder"]
-    return torch.cat([vae.decoder(x[:, :, i:i + 1], feat_cache=cache, feat_idx=[0], first_chunk=i == 0)
-                      for i in range(x.shape[2])], dim=2)
-
-
-def _vae_batch(cfg: TrainConfig, step: int) -> torch.Tensor:
-    """Crops near the main object (jittered): single frames, then mostly short clips."""
-    # small crops first (fast object learning), then 2x crops so large flat areas and borders are seen too
-    crop = cfg.vae_crop * (2 if step >= cfg.vae_wide_steps else 1)
-    clip_step = step >= cfg.vae_image_steps and step % 4 != 0  # images first: clips slowed early learning
-    frames, batch = (cfg.vae_frames, cfg.vae_clip_batch) if clip_step else (1, cfg.vae_batch)
-    return _crops(cfg, np.random.default_rng([cfg.seed, 1, step]), frames, batch, crop)
-
-
-def _crops(cfg: TrainConfig, rng, frames: int, batch: int, crop: int) -> torch.Tensor:
-    crop = min(crop, cfg.height, cfg.width)
-    clips = []
-    for _ in range(batch):
-        video, _, scene = make_example(int(rng.integers(2**31)), cfg.clip_frames, cfg.height, cfg.width)
-        t = int(rng.integers(0, cfg.clip_frames - frames + 1))
-        o, u = scene.main, (t + frames / 2) / (cfg.clip_frames - 1)
-        cx = (o.start[0] + u * o.shift[0]) * cfg.width + rng.uniform(-crop / 3, crop / 3)
-        cy = (o.start[1] + u * o.shift[1]) * cfg.height + rng.uniform(-crop / 3, crop / 3)
-        x = int(np.clip(cx - crop / 2, 0, cfg.width - crop))
-        y = int(np.clip(cy - crop / 2, 0, cfg.height - crop))
-        clips.append(video[t:t + frames, y:y + crop, x:x + crop])
-    return _to_tensor(np.stack(clips))
-
-
-def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
-    """Fine-tune the decoder (encoder frozen, so encoded latents stay valid) on clips as long as the training
-    clips: trained on 9 frames only, its causal feature cache drifts after a few latent frames."""
-    params = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.dec_lr, weight_decay=0.0)
-    ckpt, step = _load(state / "decoder.pt"), 0
-    if ckpt:
-        vae.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        step = ckpt["step"]
-    clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, None
-    vae.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    while step < cfg.dec_steps:
-        rng = np.random.default_rng([cfg.seed, 2, step])
-        # alternate long clips on small crops and shorter clips on large crops
-        half = (cfg.clip_frames - 1) // 8 * 4 + 1
-        frames, crop = (cfg.clip_frames, cfg.vae_crop) if step % 2 == 0 else (half, 2 * cfg.vae_crop)
-        x = _crops(cfg, rng, frames, cfg.vae_clip_batch, crop)
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.mode()
-        rec = _decode_unclamped(vae, z)
-        l1 = (rec - x).abs().mean()
-        for g in opt.param_groups:
-            g["lr"] = cfg.dec_lr * min(1.0, (step + 1) / 20)
-        opt.zero_grad(set_to_none=True)
-        l1.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        avg = l1.item() if avg is None else 0.95 * avg + 0.05 * l1.item()
-        if step % 25 == 0 or step == cfg.dec_steps:
-            rate = (time.monotonic() - t0) / (step - start)
-            log(f"decoder step {step}/{cfg.dec_steps} l1 {avg:.4f} {rate:.2f}s/step "
-                f"eta {rate * (cfg.dec_steps - step) / 60:.1f}min")
-        if clock.due() or step == cfg.dec_steps:
-            _save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "decoder.pt")
-    vae.eval().requires_grad_(False)
-
-
-def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
-    vae = build_vae(cfg)
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    ckpt, step = _load(state / "vae.pt"), 0
-    if ckpt:
-        vae.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        step = ckpt["step"]
-        log(f"vae: resumed at step {step}")
-    vae.train()
-    clock, t0, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), None
-    start = step
-    while step < cfg.vae_steps:
-        x = _vae_batch(cfg, step)
-        lr = cfg.vae_lr * min(1.0, (step + 1) / 50, 0.1 + 0.9 * (cfg.vae_steps - step) / (0.2 * cfg.vae_steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        post = vae.encode(x).latent_dist
-        # Decode the mean plus small fixed noise: sampling with the posterior's initial std (~1) drowns the
-        # signal and the decoder collapses to the average colour within a short budget. The noise still
-        # makes the decoder tolerant to imperfect latents from the diffusion model.
-        rec = _decode_unclamped(vae, post.mean + cfg.vae_noise * torch.randn_like(post.mean))
-        dominant = x.flatten(2).median(dim=2).values[:, :, None, None, None]  # the clip's background colour
-        obj = ((x - dominant).norm(dim=1, keepdim=True) > 0.45).float()  # objects differ by >= 120/255 RGB
-        err = (rec - x).abs()
-        l1 = (err * (1 + cfg.vae_object_weight * obj)).mean()
-        kl = 0.5 * (post.mean**2).mean()  # only keeps the latent scale in check
-        loss = l1 + cfg.vae_kl * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        step += 1
-        obj_l1 = ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item() if obj.any() else avg[1]
-        avg = (l1.item(), obj_l1) if avg is None else (0.95 * avg[0] + 0.05 * l1.item(), 0.95 * avg[1] + 0.05 * obj_l1)
-        if step % 50 == 0 or step == cfg.vae_steps:
-            rate = (time.monotonic() - t0) / (step - start)
-            log(f"vae step {step}/{cfg.vae_steps} weighted l1 {avg[0]:.4f} object l1 {avg[1]:.4f} lr {lr:.1e} "
-                f"{rate:.2f}s/step eta {rate * (cfg.vae_steps - step) / 60:.1f}min")
-        if clock.due() or step == cfg.vae_steps:
-            _save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "vae.pt")
-    return vae.eval().requires_grad_(False)
-
-
 # -- phase 2: latents of the training clips ---------------------------------------------------
 
 def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
     """Latents (normalized) and captions of all training clips; statistics go into the VAE config."""
     path = state / "data.pt"
-    data = _load(path) or {"short": [], "long": [], "short_captions": [], "long_captions": []}
+    data = load_checkpoint(path) or {"short": [], "long": [], "short_captions": [], "long_captions": []}
     if data.get("done"):
         vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
         return data
@@ -311,14 +155,14 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
             video, text, _ = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i, frames,
                                           cfg.height, cfg.width)
             with torch.no_grad():
-                data[kind].append(vae.encode(_to_tensor(video)[None]).latent_dist.mode()[0].half())
+                data[kind].append(vae.encode(to_tensor(video)[None]).latent_dist.mode()[0].half())
             data[f"{kind}_captions"].append(text)
             done = len(data["short"]) + len(data["long"])
             if done % 20 == 0:
                 rate = (time.monotonic() - t0) / (done - n0)
                 log(f"data: encoded {done}/{total} clips, {rate:.2f}s/clip eta {rate * (total - done) / 60:.1f}min")
             if clock.due():
-                _save(data, path)
+                save_checkpoint(data, path)
     # per-channel statistics over every latent frame; the pipeline normalizes as (z - mean) / std
     allz = torch.cat([z.float().flatten(1) for z in data["short"] + data["long"]], dim=1)
     mean, std = allz.mean(1), allz.std(1)
@@ -326,7 +170,7 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
         data[kind] = [((z.float() - mean.view(-1, 1, 1, 1)) / std.view(-1, 1, 1, 1)).half() for z in data[kind]]
     data.update(mean=mean.tolist(), std=std.tolist(), done=True)
     vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
-    _save(data, path)
+    save_checkpoint(data, path)
     log(f"data: {len(data['short'])} short + {len(data['long'])} long clips; latent std before normalization "
         f"{std.mean():.3f}")
     return data
@@ -387,7 +231,7 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
-    ckpt, step = _load(state / "transformer.pt"), 0
+    ckpt, step = load_checkpoint(state / "transformer.pt"), 0
     if ckpt:
         transformer.load_state_dict(ckpt["transformer"])
         text_encoder.load_state_dict(ckpt["text_encoder"])
@@ -401,7 +245,7 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
     ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
 
     def save():
-        _save({"transformer": transformer.state_dict(), "text_encoder": text_encoder.state_dict(),
+        save_checkpoint({"transformer": transformer.state_dict(), "text_encoder": text_encoder.state_dict(),
                "opt": opt.state_dict(), "ema": ema, "step": step}, state / "transformer.pt")
         export(cfg, tokenizer, text_encoder, transformer, ema, vae, out)
         log(f"checkpoint at step {step}; model written to {out}")
@@ -427,9 +271,8 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         step += 1
         avg[kind] = loss.item() if kind not in avg else 0.98 * avg[kind] + 0.02 * loss.item()
         if step % 25 == 0 or step == cfg.tf_steps:
-            rate = (time.monotonic() - t0) / (step - start)
-            log(f"transformer step {step}/{cfg.tf_steps} loss " + " ".join(f"{k} {v:.4f}" for k, v in avg.items())
-                + f" lr {lr:.1e} {rate:.2f}s/step eta {rate * (cfg.tf_steps - step) / 60:.1f}min")
+            losses = " ".join(f"{k} {v:.4f}" for k, v in avg.items())
+            log(progress_line("transformer", step, cfg.tf_steps, start, t0, f"loss {losses} lr {lr:.1e}"))
         if clock.due():
             save()
     save()
@@ -459,10 +302,10 @@ def train(cfg: TrainConfig, out: str | Path, stop_after: str | None = None, log=
     _check_config(cfg, state)
     torch.manual_seed(cfg.seed)
     t0 = time.monotonic()
-    data = _load(state / "data.pt")
+    data = load_checkpoint(state / "data.pt")
     if data is not None and data.get("done"):
         vae = build_vae(cfg)
-        vae.load_state_dict(_load(state / "vae.pt")["model"])
+        vae.load_state_dict(load_checkpoint(state / "vae.pt")["model"])
         vae.eval().requires_grad_(False)
         log("vae + data: done (from checkpoint)")
     else:
