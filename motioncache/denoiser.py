@@ -1,9 +1,8 @@
 """The SkyReels-V2 transformer forward, written over diffusers' modules and weights.
 
-One function runs any contiguous range of a window's latent frames: the whole window (reference
-path), or only the blocks being denoised with the keys/values of finished blocks taken from a
-per-layer KV cache (chunked path). Modulation is kept per frame ([F, 6, C]) instead of per token.
-Every call adds what it computed to a ComputeCounter.
+`forward` runs a whole window (the reference path); `selective` runs any subset of a window's tokens
+over a per-window store of keys/values (the chunked and caching paths). Modulation is kept per frame
+([F, 6, C]) instead of per token. Every call adds what it computed to a ComputeCounter.
 """
 
 from __future__ import annotations
@@ -14,23 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from .accounting import ComputeCounter, ModelShape
-
-
-class KVCache:
-    """Self-attention keys/values (after norm and RoPE) of finished frames, per layer, all CFG branches."""
-
-    def __init__(self, num_layers: int):
-        self.k: list[torch.Tensor | None] = [None] * num_layers
-        self.v: list[torch.Tensor | None] = [None] * num_layers
-        self.frames = 0
-
-    def get(self, layer: int):
-        return self.k[layer], self.v[layer]
-
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        old_k, old_v = self.k[layer], self.v[layer]
-        self.k[layer] = k if old_k is None else torch.cat([old_k, k], dim=1)
-        self.v[layer] = v if old_v is None else torch.cat([old_v, v], dim=1)
 
 
 @dataclass
@@ -124,34 +106,28 @@ class Denoiser:
         text: TextContext,
         fps_flag: int | None,
         block_ids: torch.Tensor | None = None,  # [F] causal block per frame; None = full attention
-        cache: KVCache | None = None,
-        commit_frames: int = 0,  # leading frames whose keys/values are appended to `cache`
     ) -> torch.Tensor:
         _, _, nf, hh, ww = latents.shape
         hp, wp = hh // self.patch[1], ww // self.patch[2]
         temb, proj = self.time_embedding(frame_timesteps, fps_flag)
         x = self.embed(latents)
-        x = self.stack(x, proj, frame_offset, hp, wp, text, block_ids, cache, commit_frames)
+        x = self.stack(x, proj, frame_offset, hp, wp, text, block_ids)
         return self.head(x, temb, hp, wp)
 
     @torch.no_grad()
-    def stack(self, x, proj, frame_offset, hp, wp, text, block_ids=None, cache=None, commit_frames=0):
+    def stack(self, x, proj, frame_offset, hp, wp, text, block_ids=None):
         """All transformer blocks over contiguous frames `x` [B, F*hp*wp, dim]; proj: [F, 6, dim]."""
         b, lq, _ = x.shape
         hw = hp * wp
         nf = lq // hw
         cos, sin = self.rotary(frame_offset, frame_offset + nf, hp, wp)
         cos, sin = cos.to(x.device), sin.to(x.device)
-        cached = cache.frames * hw if cache is not None else 0
-        mask = self._mask(block_ids, hw, cached, x.device)
-        commit = commit_frames * hw
+        mask = self._mask(block_ids, hw, x.device)
         for layer, block in enumerate(self.model.blocks):
             e = (block.scale_shift_table[0][:, None, None, :] + proj.float().transpose(0, 1)[:, :, None, :])
-            x = self._self_attention(block, x, e, cos, sin, mask, cache, layer, commit, b, nf, hw)
+            x = self._self_attention(block, x, e, cos, sin, mask, b, nf, hw)
             x = self._cross_attention_and_ffn(block, x, e, text.kv[layer], b, nf, hw)
-        self._count(b, lq, cached + lq, text.tokens)
-        if cache is not None:
-            cache.frames += commit_frames
+        self._count(b, lq, lq, text.tokens)
         return x
 
     @torch.no_grad()
@@ -210,14 +186,11 @@ class Denoiser:
         self.counter.forwards += 1
 
     @staticmethod
-    def _mask(block_ids, hw: int, cached: int, device) -> torch.Tensor | None:
+    def _mask(block_ids, hw: int, device) -> torch.Tensor | None:
         if block_ids is None or len(torch.unique(block_ids)) == 1:
             return None  # one block (or full attention): every query sees every key
         ids = block_ids.to(device).repeat_interleave(hw)
-        inner = ids[:, None] >= ids[None, :]
-        if cached:
-            inner = torch.cat([torch.ones(len(ids), cached, dtype=torch.bool, device=device), inner], dim=1)
-        return inner
+        return ids[:, None] >= ids[None, :]
 
     def _modulated(self, norm, x, shift, scale, b, nf, hw):
         return (norm(x.float()).view(b, nf, hw, -1) * (1 + scale) + shift).view(b, nf * hw, -1).type_as(x)
@@ -225,20 +198,13 @@ class Denoiser:
     def _gated(self, x, y, gate, b, nf, hw):
         return (x.float().view(b, nf, hw, -1) + y.float().view(b, nf, hw, -1) * gate).view(b, nf * hw, -1).type_as(x)
 
-    def _self_attention(self, block, x, e, cos, sin, mask, cache, layer, commit, b, nf, hw):
+    def _self_attention(self, block, x, e, cos, sin, mask, b, nf, hw):
         a = block.attn1
         n = self._modulated(block.norm1, x, e[0], e[1], b, nf, hw)
         q = rope_apply(a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1)), cos, sin)
         k = rope_apply(a.norm_k(a.to_k(n)).unflatten(2, (self.heads, -1)), cos, sin)
         v = a.to_v(n).unflatten(2, (self.heads, -1))
-        k_all, v_all = k, v
-        if cache is not None:
-            old_k, old_v = cache.get(layer)
-            if old_k is not None:
-                k_all, v_all = torch.cat([old_k, k], dim=1), torch.cat([old_v, v], dim=1)
-            if commit:
-                cache.append(layer, k[:, :commit], v[:, :commit])
-        o = attention(q, k_all, v_all, mask).type_as(q)
+        o = attention(q, k, v, mask).type_as(q)
         return self._gated(x, a.to_out[0](o), e[2], b, nf, hw)
 
     def _cross_attention_and_ffn(self, block, x, e, text_kv, b, nf, hw):
