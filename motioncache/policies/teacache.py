@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..denoiser import TextContext
 from .base import Runner, RowInput
 from .rescale import relative_l1, rescale
 
@@ -75,7 +76,5 @@ def _branch_text(text, branches: list[int], total: int):
     """The text context restricted to some CFG branches (batch rows)."""
     if len(branches) == total:
         return text
-    from ..denoiser import TextContext
-
     idx = torch.tensor(branches)
     return TextContext([(k[idx], v[idx]) for k, v in text.kv], text.tokens)
