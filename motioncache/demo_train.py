@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .demo_data import VOCABULARY, heldout_captions, make_example
+from .demo_data import VOCABULARY, heldout_captions, make_example, object_mask
 from .demo_train_vae import build_vae, train_decoder, train_vae
 from .train_support import Clock, load_checkpoint, progress_line, save_checkpoint, to_tensor
 from .model_files import SCHEDULER_CONFIG
@@ -46,22 +46,22 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 2400
-    vae_wide_steps: int = 1800   # crops of 2 * vae_crop from this step on
-    vae_image_steps: int = 1200  # single frames only before this step
-    vae_batch: int = 8           # single frames (cheap: the first-frame path) ...
+    vae_steps: int = 3000
+    vae_wide_steps: int = 2500   # whole frames (crops of 2 * vae_crop) from this step on: borders, flat areas
+                                 # and the mid-block attention over a whole frame's latents
+    vae_image_steps: int = 300   # single frames only before this step (fast start)
+    vae_batch: int = 4           # single frames (cheap: the first-frame path) ...
     vae_clip_batch: int = 2      # ... after vae_image_steps 3 of 4 steps are clips of vae_frames frames
     vae_frames: int = 9          # 1 + 4 + 4: with fewer, latent frames after the 2nd (steady cache state) break
-    vae_crop: int = 32           # crops around the main object: on whole frames (objects ~4% of the pixels)
-                                 # the VAE learned backgrounds only within the CPU budget
+    vae_crop: int = 64           # crops around the main object; 32x32 crops learned fast but broke on whole frames
     vae_lr: float = 3e-4
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
     vae_object_weight: float = 3.0
-    dec_steps: int = 400         # phase 2b: decoder only, on clips of clip_frames frames
+    dec_steps: int = 300         # phase 2b: decoder only, on clips of clip_frames frames
     dec_lr: float = 1e-4
     # data (phase 2)
-    clips: int = 200             # short clips: the demo's default length
+    clips: int = 300             # short clips: the demo's default length
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
     long_clips: int = 20         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
@@ -73,7 +73,7 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 900
+    tf_steps: int = 2400
     batch: int = 8
     long_batch: int = 2
     long_every: int = 5          # every 5th step is a long batch
@@ -84,6 +84,8 @@ class TrainConfig:
     clean_block_prob: float = 0.1  # finished (clean) context blocks, as in overlap windows / late rows
     monotone_prob: float = 0.5     # sorted block noise levels, as an ar_step schedule produces
     caption_dropout: float = 0.1
+    object_loss_weight: float = 8.0  # objects cover ~3% of the latent pixels: without extra weight the model
+                                     # learns backgrounds first and objects barely within the CPU budget
     ema: float = 0.999
     checkpoint_minutes: float = 3.0
     # recommended request defaults written to motioncache.json
@@ -143,7 +145,8 @@ def _check_config(cfg: TrainConfig, state: Path) -> None:
 def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
     """Latents (normalized) and captions of all training clips; statistics go into the VAE config."""
     path = state / "data.pt"
-    data = load_checkpoint(path) or {"short": [], "long": [], "short_captions": [], "long_captions": []}
+    data = load_checkpoint(path) or {k: [] for k in ("short", "long", "short_captions", "long_captions",
+                                                     "short_mask", "long_mask")}
     if data.get("done"):
         vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
         return data
@@ -152,11 +155,12 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
     for kind, count, frames in (("short", cfg.clips, cfg.clip_frames), ("long", cfg.long_clips, cfg.long_frames)):
         while len(data[kind]) < count:
             i = len(data[kind])
-            video, text, _ = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i, frames,
-                                          cfg.height, cfg.width)
+            video, text, scene = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i,
+                                              frames, cfg.height, cfg.width)
             with torch.no_grad():
                 data[kind].append(vae.encode(to_tensor(video)[None]).latent_dist.mode()[0].half())
             data[f"{kind}_captions"].append(text)
+            data[f"{kind}_mask"].append(latent_grid(object_mask(scene, video)))
             done = len(data["short"]) + len(data["long"])
             if done % 20 == 0:
                 rate = (time.monotonic() - t0) / (done - n0)
@@ -174,6 +178,14 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
     log(f"data: {len(data['short'])} short + {len(data['long'])} long clips; latent std before normalization "
         f"{std.mean():.3f}")
     return data
+
+
+def latent_grid(mask: np.ndarray) -> torch.Tensor:
+    """bool [F, H, W] pixel mask -> bool [1 + (F-1)/4, H/8, W/8]: a latent pixel is set when any pixel it
+    encodes is (the VAE's first latent frame holds frame 0 alone, every later one 4 frames)."""
+    m = torch.from_numpy(mask).float()
+    groups = torch.cat([m[:1], m[1:].unflatten(0, (-1, 4)).amax(1)])
+    return torch.nn.functional.max_pool2d(groups[None], 8)[0].bool()
 
 
 # -- phase 3: text encoder + transformer with diffusion forcing -------------------------------
@@ -201,7 +213,9 @@ def sample_sigmas(cfg: TrainConfig, batch: int, blocks: int, g: torch.Generator)
     return torch.where(clean, torch.zeros_like(sigma), sigma)
 
 
-def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator) -> torch.Tensor:
+def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator,
+                           objects: torch.Tensor | None = None) -> torch.Tensor:
+    """Flow-matching MSE; `objects` (bool [B, F, H, W] on the latent grid) get `object_loss_weight` extra."""
     b, _, f = x0.shape[:3]
     sigma = sample_sigmas(cfg, b, f // cfg.block, g).repeat_interleave(cfg.block, dim=1)  # [B, F]
     noise = torch.randn(x0.shape, generator=g)
@@ -209,8 +223,10 @@ def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: tor
     xt = (1 - s) * x0 + s * noise  # x_t as the flow-matching scheduler defines it
     pred = transformer(xt, timestep=sigma * 1000, encoder_hidden_states=encode_text(text_encoder, ids, mask),
                        enable_diffusion_forcing=True, return_dict=False)[0]
-    err = ((pred.float() - (noise - x0)) ** 2).mean(dim=(1, 3, 4))  # [B, F]
-    weight = (sigma > 0).float()  # clean context frames have no target
+    err = ((pred.float() - (noise - x0)) ** 2).mean(dim=1)  # [B, F, H, W]
+    weight = (sigma > 0).float()[..., None, None].expand_as(err)  # clean context frames have no target
+    if objects is not None:
+        weight = weight * (1 + cfg.object_loss_weight * objects.float())
     return (err * weight).sum() / weight.sum()
 
 
@@ -220,10 +236,11 @@ def _tf_batch(cfg, data, ids, step: int, g: torch.Generator):
     kind, n = ("long", cfg.long_batch) if long else ("short", cfg.batch)
     pick = rng.integers(0, len(data[kind]), n)
     x0 = torch.stack([data[kind][i].float() for i in pick])
+    objects = torch.stack([data[f"{kind}_mask"][i] for i in pick])
     tok, mask = ids[kind][0][pick].clone(), ids[kind][1][pick].clone()
     drop = torch.from_numpy(rng.random(n) < cfg.caption_dropout)
     tok[drop], mask[drop] = ids["empty"][0], ids["empty"][1]  # empty prompt = the CFG negative branch
-    return x0, tok, mask, kind
+    return x0, objects, tok, mask, kind
 
 
 def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path, log) -> None:
@@ -255,12 +272,12 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
     clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, {}
     while step < cfg.tf_steps:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        x0, tok, mask, kind = _tf_batch(cfg, data, ids, step, g)
+        x0, objects, tok, mask, kind = _tf_batch(cfg, data, ids, step, g)
         warm = min(1.0, (step + 1) / cfg.warmup)
         lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.tf_steps, 1.0))))
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g)
+        loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -46,3 +46,20 @@ def test_diffusion_forcing_noise_levels_are_per_block():
     assert s.shape == (256, 5) and (s >= 0).all() and (s < 1).all()
     assert (s[:, -1] > 0).all()  # the last block always has a target
     assert s.std(dim=1).mean() > 0.1  # blocks of one clip get different noise levels
+
+
+def test_object_mask_on_the_latent_grid_follows_the_main_object():
+    from motioncache.demo_data import make_example, object_mask
+    from motioncache.demo_train import latent_grid
+
+    video, _, scene = make_example(3, num_frames=37)
+    mask = object_mask(scene, video)
+    assert mask.shape == video.shape[:3] and 0 < mask.mean() < 0.1  # objects only, never the textured background
+    grid = latent_grid(mask)
+    assert grid.shape == (10, 16, 16)
+    o = scene.main
+    for f, frame in ((0, 0), (9, 36)):  # the first latent frame holds frame 0, the last one frames 33-36
+        t = frame / 36
+        x, y = int((o.start[0] + t * o.shift[0]) * 16), int((o.start[1] + t * o.shift[1]) * 16)
+        assert grid[f, min(y, 15), min(x, 15)]
+    assert grid[0].float().mean() < 0.2
