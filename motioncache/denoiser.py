@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .accounting import ComputeCounter, ModelShape
 
+TOKEN_BUCKET = 128  # GPU only: the selective forward's token count is rounded up to a multiple of this
 
 @dataclass
 class TextContext:
@@ -32,6 +33,9 @@ class Denoiser:
         self.heads = cfg.num_attention_heads
         self.patch = tuple(cfg.patch_size)
         self.dtype = transformer.dtype
+        # On a GPU the selective forward pads its token set to a multiple of this, so compiled kernels and
+        # cuBLAS plans see a few shapes instead of one per token count; on the CPU padding only costs.
+        self.token_bucket = TOKEN_BUCKET if transformer.device.type == "cuda" else 0
         rope = transformer.rope
         self._rope_parts = (rope.t_dim, rope.h_dim, rope.w_dim)
 
@@ -142,6 +146,12 @@ class Denoiser:
         head_dim]) and they attend over the store's first len(key_blocks) tokens, block-causally. Tokens not
         chosen keep the keys/values they had.
         """
+        chosen = x.shape[1]
+        pad = -chosen % self.token_bucket if self.token_bucket else 0
+        if pad:  # repeat the last token: same inputs, same keys/values written twice, extra outputs dropped
+            p = torch.cat([torch.arange(chosen), torch.full((pad,), chosen - 1)]).to(token_index.device)
+            x, token_index, token_frame, token_block = x[:, p], token_index[p], token_frame[p], token_block[p]
+            cos, sin = cos[:, p], sin[:, p]
         n, keys = x.shape[1], len(key_blocks)
         mask = token_block[:, None] >= key_blocks[None, :]
         mask = None if bool(mask.all()) else mask
@@ -176,8 +186,8 @@ class Denoiser:
             x = x + a2.to_out[0](attention(q, tk, tv, None).type_as(q))
             h = (block.norm3(x.float()) * (1 + e[4]) + e[3]).type_as(x)
             x = (x.float() + block.ffn(h).float() * e[5]).type_as(x)
-        self._count(x.shape[0], n, keys, text_tokens)
-        return x
+        self._count(x.shape[0], n, keys, text_tokens)  # padding included: it is computed
+        return x[:, :chosen]
 
     def _count(self, batch: int, queries: int, keys: int, text_tokens: int) -> None:
         layers = len(self.model.blocks)

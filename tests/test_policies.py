@@ -159,3 +159,32 @@ def test_fixed_rescale_is_non_negative_and_monotone():
     assert (fixed >= 0).all() and (fixed[1:] >= fixed[:-1]).all() and fixed[0] == 0
     raw = rescale(x, monotone=False)
     assert (raw < 0).any() and not (raw[1:] >= raw[:-1]).all()  # the reference polynomial's defect
+
+
+def test_bucket_padding_changes_the_cost_not_the_result(tiny_components):
+    """GPU bucket padding (forced on here): the chosen tokens' outputs and the store are unchanged; the
+    padded evaluations are counted, because they are computed."""
+    g = torch.Generator().manual_seed(1)
+    frames, hp, wp = 4, 3, 4
+    latents = torch.randn(1, 16, frames, hp * 2, wp * 2, generator=g)
+    results = []
+    for bucket in (0, 16):
+        d = Denoiser(tiny_components.transformer, ComputeCounter())
+        d.token_bucket = bucket
+        text = d.encode_text(torch.randn(1, 5, 16, generator=torch.Generator().manual_seed(2)))
+        _, proj = d.time_embedding(torch.tensor([0, 0, 500, 500]), 1)
+        x = d.embed(latents)
+        cfg = tiny_components.transformer.config
+        store = TokenStore(cfg.num_layers, 1, frames * hp * wp, cfg.num_attention_heads, cfg.attention_head_dim,
+                           torch.float32, "cpu")
+        block_of_token = (torch.arange(frames * hp * wp) // (hp * wp)) // 2
+        part = torch.tensor([0, 3, 5, 14, 20, 31, 33, 47])  # 8 tokens -> padded to 16
+        cos, sin = d.rotary(0, frames, hp, wp)
+        d.counter.token_layer_evals = 0
+        out = d.selective(x[:, part], part, part // (hp * wp), block_of_token[part], proj, cos[:, part],
+                          sin[:, part], store, block_of_token, text.kv, text.tokens)
+        results.append((out, store.k[0].clone(), d.counter.token_layer_evals))
+    (plain, k_plain, evals_plain), (padded, k_padded, evals_padded) = results
+    assert padded.shape == plain.shape and (padded - plain).abs().max() <= 1e-5
+    assert torch.allclose(k_padded, k_plain, atol=1e-6)
+    assert evals_padded == 2 * evals_plain
