@@ -8,6 +8,7 @@ per-chunk PSNR drift. Prints a table and writes JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -33,6 +34,7 @@ def run_once(engine, request: GenerationRequest) -> dict:
         "denoise_cpu_s": gen.progress.timings["denoising_cpu"], "flops": c.flops,
         "reference_flops": c.reference_flops,
         "token_layer_evals": c.token_layer_evals, "token_skip_rate": c.token_layer_reused / total if total else 0.0,
+        "knobs": dataclasses.asdict(gen.plan.policy),  # after presets (built-in or the model's) and overrides
     }
 
 
@@ -41,17 +43,17 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
     """cache_knobs: knob overrides applied to every caching policy that has them (e.g. rescale=identity)."""
     if "none" not in policies:
         policies = ["none"] + policies  # the reference every figure is relative to
-    runs = []
+    runs, knobs_of = [], {}
     for p_index, prompt in enumerate(prompts):
         for seed in range(seeds):
             order = policies[(p_index + seed) % len(policies):] + policies[:(p_index + seed) % len(policies)]
             results = {}
             for spec in order:  # rotate the order so no policy always runs on a cold or warm machine
-                policy, preset_knobs = parse_policy(spec)
+                policy = spec.partition("-")[0]  # presets are resolved by the engine (the model may recalibrate them)
                 extra = {k: v for k, v in (cache_knobs or {}).items() if _has_knob(policy, k)}
-                req = GenerationRequest(prompt=prompt, seed=seed, **knobs,
-                                        cache={"policy": policy, "knobs": {**preset_knobs, **extra}})
+                req = GenerationRequest(prompt=prompt, seed=seed, **knobs, cache={"policy": spec, "knobs": extra})
                 results[spec] = run_once(engine, req)
+                knobs_of[spec] = results[spec]["knobs"]
                 log(f"  {spec:>18} prompt {p_index} seed {seed}: {results[spec]['wall_s']:.2f} s")
             ref = results["none"]
             for spec, res in results.items():
@@ -73,7 +75,8 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
         results.append({"policy": spec, **{k: med(k) for k in ("wall_speedup", "cpu_speedup", "denoise_speedup",
                                                                 "denoise_cpu_speedup", "compute_speedup",
                                                                 "token_skip_rate", "psnr", "ssim", "wall_s")},
-                        "chunk_psnr_first": med_first(mine, 0), "chunk_psnr_last": med_first(mine, -1)})
+                        "chunk_psnr_first": med_first(mine, 0), "chunk_psnr_last": med_first(mine, -1),
+                        "knobs": knobs_of[spec]})
     return {"results": results, "runs": runs, "settings": {"policies": policies, "prompts": prompts, "seeds": seeds,
                                                            **knobs}}
 
@@ -88,13 +91,6 @@ def _has_knob(policy: str, knob: str) -> bool:
 
 def med_first(runs, index):
     return statistics.median(r["chunk_psnr"][index] for r in runs)
-
-
-def parse_policy(spec: str) -> tuple[str, dict]:
-    """`policy` or `policy-preset` -> (policy, preset knobs)."""
-    from .policies import resolve_preset
-
-    return resolve_preset(spec)
 
 
 def format_table(report: dict) -> str:

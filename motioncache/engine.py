@@ -143,7 +143,7 @@ class Engine:
 
     def plan(self, request: GenerationRequest, condition: np.ndarray | None = None) -> Plan:
         r = self.resolve(request)
-        policy = make_policy(request.cache.policy, request.cache.knobs)
+        policy = make_policy(request.cache.policy, request.cache.knobs, self.c.defaults.get("cache_presets"))
         if policy.needs_block_causal and r.causal_block_size == 1:
             raise ValueError(f"cache policy {policy.name!r} needs block-causal attention: set causal_block_size > 1 "
                              "(with 1, attention is bidirectional over the window)")

@@ -1,5 +1,7 @@
 """Cache policies: exactness where they must be exact, honest accounting, presets and knobs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -146,6 +148,21 @@ def test_presets_and_knobs():
         make_policy("motioncache-medium")
     with pytest.raises(ValueError, match="must be one of"):
         make_policy("motioncache", {"motion_weights": "median"})
+
+
+def test_a_model_directory_recalibrates_presets(tiny_components):
+    """motioncache.json "cache_presets" replace a preset's knobs for that model; request knobs still win."""
+    from motioncache.engine import Engine
+
+    calibrated = {"motioncache": {"slow": {"threshold": 0.7, "warmup": 3}}}
+    slow = make_policy("motioncache-slow", None, calibrated)
+    assert (slow.threshold, slow.warmup, slow.phase1_updates) == (0.7, 3, 6)
+    assert make_policy("motioncache-slow", {"threshold": 0.2}, calibrated).threshold == 0.2
+    assert make_policy("motioncache-fast", None, calibrated).threshold == 0.25  # not recalibrated: built-in
+    engine = Engine(dataclasses.replace(tiny_components, defaults={**tiny_components.defaults,
+                                                                     "cache_presets": calibrated}))
+    plan = engine.plan(GenerationRequest(**AR, cache={"policy": "motioncache-slow"}))
+    assert plan.policy.threshold == 0.7
 
 
 def test_token_policies_need_block_causal_attention(engine):

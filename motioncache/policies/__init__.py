@@ -6,7 +6,9 @@
     flowcache    chunk-level: chunked + a TeaCache decision per block and CFG branch
     motioncache  token-level, motion-aware (DESIGN.md)
 
-`policy-slow` / `policy-fast` name presets; knobs override any field.
+`policy-slow` / `policy-fast` name presets; knobs override any field. A model directory may recalibrate
+the presets for its own dynamics (motioncache.json: {"cache_presets": {"motioncache": {"slow": {...}}}}), as
+TeaCache-style thresholds depend on the model; the preset names stay the same.
 """
 
 from __future__ import annotations
@@ -27,19 +29,20 @@ PRESETS = {
 }
 
 
-def resolve_preset(spec: str) -> tuple[str, dict]:
-    """'motioncache-fast' -> ('motioncache', {...}); a plain name has no preset knobs."""
+def resolve_preset(spec: str, model_presets: dict | None = None) -> tuple[str, dict]:
+    """'motioncache-fast' -> ('motioncache', {...}); a plain name has no preset knobs. model_presets: a model's
+    recalibration, {policy: {preset: knobs}}, applied over the built-in preset."""
     name, _, preset = spec.partition("-")
     if spec in POLICIES or name not in POLICIES:
         return spec, {}  # make_policy reports an unknown name
     if preset not in PRESETS.get(name, {}):
         known = [f"{n}-{p}" for n, ps in PRESETS.items() for p in ps]
         raise ValueError(f"unknown cache preset {spec!r}; presets: {', '.join(known)}")
-    return name, dict(PRESETS[name][preset])
+    return name, {**PRESETS[name][preset], **((model_presets or {}).get(name) or {}).get(preset, {})}
 
 
-def make_policy(name: str, knobs: dict | None = None):
-    name, preset_knobs = resolve_preset(name)
+def make_policy(name: str, knobs: dict | None = None, model_presets: dict | None = None):
+    name, preset_knobs = resolve_preset(name, model_presets)
     if name not in POLICIES:
         raise ValueError(f"unknown cache policy {name!r}; choose one of: {', '.join(POLICIES)} "
                          f"(or a preset such as motioncache-slow)")
