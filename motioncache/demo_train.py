@@ -1,8 +1,8 @@
 """Train the shipped demo model on the procedural moving-shapes data: `motioncache train-demo`.
 
 Four resumable phases, each checkpointed under OUT/.train/:
-1. vae:         AutoencoderKLWan on crops around the main object: single frames first, then 9-frame clips,
-                then 2x larger crops (object-weighted L1 of the decoded posterior mean + a small L2 on the mean).
+1. vae:         AutoencoderKLWan on crops around the main object: single frames first, then 9-frame clips;
+                32x32 crops, then 64x64, then whole frames (object-weighted L1 of the decoded posterior mean + a small L2 on the mean).
 2. data:        render training clips, encode them with the trained VAE (posterior mode), normalize with
                 per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
 3. decoder:     fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
@@ -46,14 +46,16 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 3000
-    vae_wide_steps: int = 2500   # whole frames (crops of 2 * vae_crop) from this step on: borders, flat areas
-                                 # and the mid-block attention over a whole frame's latents
+    vae_steps: int = 3500
     vae_image_steps: int = 300   # single frames only before this step (fast start)
-    vae_batch: int = 4           # single frames (cheap: the first-frame path) ...
-    vae_clip_batch: int = 2      # ... after vae_image_steps 3 of 4 steps are clips of vae_frames frames
+    vae_crop: int = 32           # crops around the main object, doubled at each of vae_crop_steps: small crops
+    vae_crop_steps: tuple = (1200, 2800)  # learn objects fast (64x64 from the start stalled at the average
+                                 # colour), whole 128x128 frames at the end: borders, flat areas and the
+                                 # mid-block attention over a whole frame's latents
+    vae_batch: int = 8           # single frames (cheap: the first-frame path) ...
+    vae_clip_batch: int = 4      # ... after vae_image_steps 3 of 4 steps are clips of vae_frames frames;
+                                 # both batches halve each time the crop doubles
     vae_frames: int = 9          # 1 + 4 + 4: with fewer, latent frames after the 2nd (steady cache state) break
-    vae_crop: int = 64           # crops around the main object; 32x32 crops learned fast but broke on whole frames
     vae_lr: float = 3e-4
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
@@ -100,7 +102,7 @@ RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "tf_steps", "checkpoint_minutes",
 def tiny_config() -> TrainConfig:
     """A seconds-long configuration for tests."""
     return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2,
-                       vae_image_steps=1, vae_wide_steps=1, vae_crop=16, vae_frames=5, vae_batch=2, vae_clip_batch=1,
+                       vae_image_steps=1, vae_crop_steps=(1, 2), vae_crop=8, vae_frames=5, vae_batch=2, vae_clip_batch=1,
                        clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
                        ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
                        long_every=2, warmup=1, defaults=dict(

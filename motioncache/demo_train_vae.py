@@ -34,12 +34,12 @@ def _decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
 
 
 def _vae_batch(cfg: TrainConfig, step: int) -> torch.Tensor:
-    """Crops near the main object (jittered): single frames, then mostly short clips."""
-    # small crops first (fast object learning), then 2x crops so large flat areas and borders are seen too
-    crop = cfg.vae_crop * (2 if step >= cfg.vae_wide_steps else 1)
+    """Crops near the main object (jittered): single frames, then mostly short clips; growing crops."""
+    scale = 2 ** sum(step >= s for s in cfg.vae_crop_steps)
     clip_step = step >= cfg.vae_image_steps and step % 4 != 0  # images first: clips slowed early learning
     frames, batch = (cfg.vae_frames, cfg.vae_clip_batch) if clip_step else (1, cfg.vae_batch)
-    return _crops(cfg, np.random.default_rng([cfg.seed, 1, step]), frames, batch, crop)
+    return _crops(cfg, np.random.default_rng([cfg.seed, 1, step]), frames, max(1, batch // scale),
+                  cfg.vae_crop * scale)
 
 
 def _crops(cfg: TrainConfig, rng, frames: int, batch: int, crop: int) -> torch.Tensor:
