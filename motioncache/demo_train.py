@@ -46,10 +46,10 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 3500
+    vae_steps: int = 3200
     vae_image_steps: int = 300   # single frames only before this step (fast start)
     vae_crop: int = 32           # crops around the main object, doubled at each of vae_crop_steps: small crops
-    vae_crop_steps: tuple = (1200, 2800)  # learn objects fast (64x64 from the start stalled at the average
+    vae_crop_steps: tuple = (800, 2400)  # learn objects fast (64x64 from the start stalled at the average
                                  # colour), whole 128x128 frames at the end: borders, flat areas and the
                                  # mid-block attention over a whole frame's latents
     vae_batch: int = 8           # single frames (cheap: the first-frame path) ...
@@ -59,7 +59,7 @@ class TrainConfig:
     vae_lr: float = 3e-4
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
-    vae_object_weight: float = 3.0
+    vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1
     dec_steps: int = 300         # phase 2b: decoder only, on clips of clip_frames frames
     dec_lr: float = 1e-4
     # data (phase 2)

@@ -33,6 +33,24 @@ def _decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
                       for i in range(x.shape[2])], dim=2)
 
 
+def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, object_weight: float) -> tuple[torch.Tensor, float]:
+    """Per clip: mean L1 over background pixels + object_weight x mean L1 over object pixels.
+
+    Normalizing each part by its own pixel count matters: with a plain (or fixed-weight) L1, once objects
+    cover less than ~1/(1 + weight) of the pixels, the L1-optimal output where the model cannot yet place
+    the object is the background (the median), and training stalls there; on whole frames (objects ~4%)
+    the VAE learned to drop objects. Returns (loss, object L1 for logging)."""
+    dominant = x.flatten(2).median(dim=2).values[:, :, None, None, None]  # the clip's background colour
+    obj = ((x - dominant).norm(dim=1, keepdim=True) > 0.45).float()  # objects differ by >= 120/255 RGB
+    err = (rec - x).abs().mean(dim=1, keepdim=True)
+    dims = (1, 2, 3, 4)
+    bg_l1 = (err * (1 - obj)).sum(dims) / (1 - obj).sum(dims).clamp(min=1)
+    obj_l1 = (err * obj).sum(dims) / obj.sum(dims).clamp(min=1)
+    has_obj = obj.sum(dims) > 0
+    loss = (bg_l1 + object_weight * obj_l1 * has_obj).mean()
+    return loss, (obj_l1[has_obj].mean().item() if has_obj.any() else float("nan"))
+
+
 def _vae_batch(cfg: TrainConfig, step: int) -> torch.Tensor:
     """Crops near the main object (jittered): single frames, then mostly short clips; growing crops."""
     scale = 2 ** sum(step >= s for s in cfg.vae_crop_steps)
@@ -79,8 +97,7 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
         x = _crops(cfg, rng, frames, cfg.vae_clip_batch, crop)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
-        rec = _decode_unclamped(vae, z)
-        l1 = (rec - x).abs().mean()
+        l1, _ = reconstruction_loss(_decode_unclamped(vae, z), x, cfg.vae_object_weight)
         for g in opt.param_groups:
             g["lr"] = cfg.dec_lr * min(1.0, (step + 1) / 20)
         opt.zero_grad(set_to_none=True)
@@ -90,7 +107,7 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
         step += 1
         avg = l1.item() if avg is None else 0.95 * avg + 0.05 * l1.item()
         if step % 25 == 0 or step == cfg.dec_steps:
-            log(progress_line("decoder", step, cfg.dec_steps, start, t0, f"l1 {avg:.4f}"))
+            log(progress_line("decoder", step, cfg.dec_steps, start, t0, f"loss {avg:.4f}"))
         if clock.due() or step == cfg.dec_steps:
             save_checkpoint({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "decoder.pt")
     vae.eval().requires_grad_(False)
@@ -118,10 +135,7 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
         # signal and the decoder collapses to the average colour within a short budget. The noise still
         # makes the decoder tolerant to imperfect latents from the diffusion model.
         rec = _decode_unclamped(vae, post.mean + cfg.vae_noise * torch.randn_like(post.mean))
-        dominant = x.flatten(2).median(dim=2).values[:, :, None, None, None]  # the clip's background colour
-        obj = ((x - dominant).norm(dim=1, keepdim=True) > 0.45).float()  # objects differ by >= 120/255 RGB
-        err = (rec - x).abs()
-        l1 = (err * (1 + cfg.vae_object_weight * obj)).mean()
+        l1, obj_l1 = reconstruction_loss(rec, x, cfg.vae_object_weight)
         kl = 0.5 * (post.mean**2).mean()  # only keeps the latent scale in check
         loss = l1 + cfg.vae_kl * kl
         opt.zero_grad(set_to_none=True)
@@ -129,11 +143,12 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         step += 1
-        obj_l1 = ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item() if obj.any() else avg[1]
+        if obj_l1 != obj_l1:  # nan: no object in this batch
+            obj_l1 = avg[1] if avg else 0.0
         avg = (l1.item(), obj_l1) if avg is None else (0.95 * avg[0] + 0.05 * l1.item(), 0.95 * avg[1] + 0.05 * obj_l1)
         if step % 50 == 0 or step == cfg.vae_steps:
             log(progress_line("vae", step, cfg.vae_steps, start, t0,
-                              f"weighted l1 {avg[0]:.4f} object l1 {avg[1]:.4f} lr {lr:.1e}"))
+                              f"loss {avg[0]:.4f} object l1 {avg[1]:.4f} lr {lr:.1e}"))
         if clock.due() or step == cfg.vae_steps:
             save_checkpoint({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "vae.pt")
     return vae.eval().requires_grad_(False)
