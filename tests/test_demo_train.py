@@ -63,3 +63,21 @@ def test_object_mask_on_the_latent_grid_follows_the_main_object():
         x, y = int((o.start[0] + t * o.shift[0]) * 16), int((o.start[1] + t * o.shift[1]) * 16)
         assert grid[f, min(y, 15), min(x, 15)]
     assert grid[0].float().mean() < 0.2
+
+
+def test_reconstruction_loss_does_not_let_the_background_win_on_whole_frames():
+    """Dropping a small object must cost more than a slight error everywhere, though plain L1 says otherwise."""
+    from motioncache.demo_data import make_example
+    from motioncache.demo_train_vae import reconstruction_loss
+    from motioncache.train_support import to_tensor
+
+    video, _, scene = make_example(5, num_frames=1)
+    x = to_tensor(video[None])
+    dropped = x.clone()
+    dominant = x.flatten(2).median(dim=2).values[:, :, None, None, None]
+    on_object = (x - dominant).norm(dim=1, keepdim=True) > 0.45
+    assert 0 < on_object.float().mean() < 0.08  # a small object on a whole frame
+    dropped = torch.where(on_object, dominant.expand_as(x), x)
+    everywhere = x + 0.1
+    assert (dropped - x).abs().mean() < (everywhere - x).abs().mean()  # plain L1 prefers dropping it
+    assert reconstruction_loss(dropped, x, 2.0)[0] > reconstruction_loss(everywhere, x, 2.0)[0]
