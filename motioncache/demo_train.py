@@ -46,16 +46,17 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 3200
+    vae_steps: int = 2400
     vae_image_steps: int = 300   # single frames only before this step (fast start)
     vae_crop: int = 32           # crops around the main object, doubled at each of vae_crop_steps: small crops
-    vae_crop_steps: tuple = (800, 2400)  # learn objects fast (64x64 from the start stalled at the average
+    vae_crop_steps: tuple = (800, 2000)  # learn objects fast (64x64 from the start stalled at the average
                                  # colour), whole 128x128 frames at the end: borders, flat areas and the
                                  # mid-block attention over a whole frame's latents
     vae_batch: int = 8           # single frames (cheap: the first-frame path) ...
     vae_clip_batch: int = 4      # ... after vae_image_steps 3 of 4 steps are clips of vae_frames frames;
                                  # both batches halve each time the crop doubles
-    vae_frames: int = 9          # 1 + 4 + 4: with fewer, latent frames after the 2nd (steady cache state) break
+    vae_frames: int = 17         # 1 + 4 x 4: latent frames 3 and 4 see the steady state of the causal caches
+                                 # (trained on 9 frames, every latent frame from the 4th on drifted)
     vae_lr: float = 3e-4
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
