@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .demo_data import make_example
+from .fast_conv import use_fast_conv3d
 from .train_support import Clock, load_checkpoint, progress_line, save_checkpoint, to_tensor
 
 if TYPE_CHECKING:
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
 def build_vae(cfg: TrainConfig):
     from diffusers import AutoencoderKLWan
 
-    return AutoencoderKLWan(base_dim=cfg.vae_base_dim, z_dim=16, dim_mult=list(cfg.vae_dim_mult), num_res_blocks=1,
-                            temperal_downsample=[False, True, True])
+    return use_fast_conv3d(AutoencoderKLWan(base_dim=cfg.vae_base_dim, z_dim=16, dim_mult=list(cfg.vae_dim_mult),
+                                            num_res_blocks=1, temperal_downsample=[False, True, True]))
 
 
 # -- phase 1: VAE -----------------------------------------------------------------------------
