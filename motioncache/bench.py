@@ -49,9 +49,11 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
             order = policies[(p_index + seed) % len(policies):] + policies[:(p_index + seed) % len(policies)]
             results = {}
             for spec in order:  # rotate the order so no policy always runs on a cold or warm machine
-                policy = spec.partition("-")[0]  # presets are resolved by the engine (the model may recalibrate them)
+                name, own_knobs = parse_spec(spec)  # presets are resolved by the engine (the model may recalibrate)
+                policy = name.partition("-")[0]
                 extra = {k: v for k, v in (cache_knobs or {}).items() if _has_knob(policy, k)}
-                req = GenerationRequest(prompt=prompt, seed=seed, **knobs, cache={"policy": spec, "knobs": extra})
+                req = GenerationRequest(prompt=prompt, seed=seed, **knobs,
+                                        cache={"policy": name, "knobs": {**extra, **own_knobs}})
                 results[spec] = run_once(engine, req)
                 knobs_of[spec] = results[spec]["knobs"]
                 log(f"  {spec:>18} prompt {p_index} seed {seed}: {results[spec]['wall_s']:.2f} s")
@@ -81,6 +83,19 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
                                                            **knobs}}
 
 
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """'motioncache-slow:threshold=0.5:motion_floor=0.3' -> ('motioncache-slow', {knobs}): one bench run
+    (one shared reference) can compare several settings of the same policy."""
+    name, *pairs = spec.split(":")
+    knobs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"policy {spec!r}: knobs are written name=value after ':', got {pair!r}")
+        knobs[key] = value
+    return name, knobs
+
+
 def _has_knob(policy: str, knob: str) -> bool:
     from dataclasses import fields
 
@@ -94,11 +109,12 @@ def med_first(runs, index):
 
 
 def format_table(report: dict) -> str:
-    head = f"{'policy':>18} {'wall x':>7} {'cpu x':>6} {'denoise x':>9} {'dn cpu x':>8} {'compute x':>9} {'skip':>6} {'PSNR dB':>8} {'SSIM':>6} " \
+    w = max(18, *(len(r["policy"]) for r in report["results"]))
+    head = f"{'policy':>{w}} {'wall x':>7} {'cpu x':>6} {'denoise x':>9} {'dn cpu x':>8} {'compute x':>9} {'skip':>6} {'PSNR dB':>8} {'SSIM':>6} " \
            f"{'chunk PSNR first/last':>22}"
     lines = [head, "-" * len(head)]
     for r in report["results"]:
-        lines.append(f"{r['policy']:>18} {r['wall_speedup']:7.2f} {r['cpu_speedup']:6.2f} {r['denoise_speedup']:9.2f} "
+        lines.append(f"{r['policy']:>{w}} {r['wall_speedup']:7.2f} {r['cpu_speedup']:6.2f} {r['denoise_speedup']:9.2f} "
                      f"{r['denoise_cpu_speedup']:8.2f} "
                      f"{r['compute_speedup']:9.2f} {r['token_skip_rate']:6.1%} {_db(r['psnr']):>8} {r['ssim']:6.4f} "
                      f"{_db(r['chunk_psnr_first']):>10} / {_db(r['chunk_psnr_last']):<9}")

@@ -154,10 +154,11 @@ def cmd_bench(args) -> None:
     knobs = {**BENCH_SCHEDULE, **_request_fields(args)}
     cache_knobs = knobs.pop("cache")["knobs"]
     GenerationRequest(prompt=prompts[0], **knobs)  # fail fast on bad knobs, before loading the model
+    from .bench import parse_spec
     from .policies import make_policy
 
     for spec in args.policies.split(","):
-        make_policy(spec)
+        make_policy(*parse_spec(spec))
     if args.threads:
         import torch
 
@@ -193,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(g)
     g.set_defaults(func=cmd_generate)
     b = sub.add_parser("bench", help="compare cache policies on the same prompts and seeds")
-    b.add_argument("--policies", default=BENCH_POLICIES, help="comma-separated policies (none is always included)")
+    b.add_argument("--policies", default=BENCH_POLICIES, help="comma-separated policies (none is always included); "
+                   "knobs per policy after colons: motioncache:threshold=0.5:motion_floor=0.3")
     b.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     b.add_argument("--prompts", help="file with one prompt per line")
     b.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")

@@ -65,15 +65,20 @@ def test_missing_model_directory_says_what_to_do(tmp_path):
 
 def test_bench_writes_the_documented_json(tiny_dir, tmp_path):
     out = tmp_path / "b.json"
-    p = run("bench", "--model", str(tiny_dir), "--policies", "none,chunked", "--prompt", "a red circle",
+    exact = "motioncache:threshold=0:warmup=2"  # knobs per policy: threshold 0 recomputes everything
+    p = run("bench", "--model", str(tiny_dir), "--policies", f"none,chunked,{exact}", "--prompt", "a red circle",
             "--seeds", "2", "--num-frames", "33", "--json", str(out), "--quiet", *SMALL)
     assert p.returncode == 0, p.stderr
     report = json.loads(out.read_text())
     by_policy = {r["policy"]: r for r in report["results"]}
-    assert set(by_policy) == {"none", "chunked"} and len(report["runs"]) == 4
+    assert set(by_policy) == {"none", "chunked", exact} and len(report["runs"]) == 6
     assert by_policy["none"]["psnr"] is None  # identical to itself: infinite PSNR is written as null
     assert by_policy["chunked"]["psnr"] > 60 and by_policy["chunked"]["compute_speedup"] > 1.0
+    assert by_policy[exact]["knobs"]["warmup"] == 2 and by_policy[exact]["knobs"]["threshold"] == 0.0
+    assert by_policy[exact]["psnr"] > 60 and by_policy[exact]["token_skip_rate"] == 0.0
     assert "chunked" in p.stdout and "compute x" in p.stdout
+    bad = run("bench", "--model", str(tiny_dir), "--policies", "motioncache:threshold", "--prompt", "x")
+    assert bad.returncode == 2 and "name=value" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_cache_presets_and_knobs_from_the_command_line(tiny_dir, tmp_path):
