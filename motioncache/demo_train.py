@@ -49,14 +49,15 @@ class TrainConfig:
     vae_steps: int = 2400
     vae_image_steps: int = 300   # single frames only before this step (fast start)
     vae_crop: int = 32           # crops around the main object, doubled at each of vae_crop_steps: small crops
-    vae_crop_steps: tuple = (800, 2000)  # learn objects fast (64x64 from the start stalled at the average
-                                 # colour), whole 128x128 frames at the end: borders, flat areas and the
-                                 # mid-block attention over a whole frame's latents
+    vae_crop_steps: tuple = (800, 2000)  # small crops learn objects fast per CPU second; whole 128x128
+                                 # frames at the end: borders, flat areas and the mid-block attention over
+                                 # a whole frame's latents
     vae_batch: int = 8           # single frames (cheap: the first-frame path) ...
     vae_clip_batch: int = 4      # ... after vae_image_steps 3 of 4 steps are clips of vae_frames frames;
                                  # both batches halve each time the crop doubles
-    vae_frames: int = 17         # 1 + 4 x 4: latent frames 3 and 4 see the steady state of the causal caches
-                                 # (trained on 9 frames, every latent frame from the 4th on drifted)
+    vae_frames: int = 17         # 1 + 4 x 4 (on 9-frame clips, whole-frame reconstructions drifted from the
+                                 # 4th latent frame on: each causal conv's cache reaches further back in time,
+                                 # so the decoder phase below trains on clips as long as the training clips)
     vae_lr: float = 3e-4
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
