@@ -62,7 +62,7 @@ class TrainConfig:
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
     vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1
-    dec_steps: int = 300         # phase 2b: decoder only, on clips of clip_frames frames
+    dec_steps: int = 200         # phase 2b: decoder only, on clips of clip_frames frames
     dec_lr: float = 1e-4
     # data (phase 2)
     clips: int = 300             # short clips: the demo's default length
@@ -77,7 +77,7 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 2400
+    tf_steps: int = 1600
     batch: int = 8
     long_batch: int = 2
     long_every: int = 5          # every 5th step is a long batch
