@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .policies import resolve_preset
 from .quality import psnr, ssim
 from .request import GenerationRequest
 
@@ -43,19 +44,18 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
     """cache_knobs: knob overrides applied to every caching policy that has them (e.g. rescale=identity)."""
     if "none" not in policies:
         policies = ["none"] + policies  # the reference every figure is relative to
-    runs, knobs_of = [], {}
+    runs = []
     for p_index, prompt in enumerate(prompts):
         for seed in range(seeds):
             order = policies[(p_index + seed) % len(policies):] + policies[:(p_index + seed) % len(policies)]
             results = {}
             for spec in order:  # rotate the order so no policy always runs on a cold or warm machine
                 name, own_knobs = parse_spec(spec)  # presets are resolved by the engine (the model may recalibrate)
-                policy = name.partition("-")[0]
+                policy = resolve_preset(name)[0]
                 extra = {k: v for k, v in (cache_knobs or {}).items() if _has_knob(policy, k)}
                 req = GenerationRequest(prompt=prompt, seed=seed, **knobs,
                                         cache={"policy": name, "knobs": {**extra, **own_knobs}})
                 results[spec] = run_once(engine, req)
-                knobs_of[spec] = results[spec]["knobs"]
                 log(f"  {spec:>18} prompt {p_index} seed {seed}: {results[spec]['wall_s']:.2f} s")
             ref = results["none"]
             for spec, res in results.items():
@@ -68,7 +68,7 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
                     "denoise_speedup": ref["denoise_s"] / res["denoise_s"],
                     "compute_speedup": res["reference_flops"] / res["flops"], "flops": res["flops"],
                     "token_skip_rate": res["token_skip_rate"], "psnr": psnr(res["frames"], ref["frames"]),
-                    "ssim": ssim(res["frames"], ref["frames"]), "chunk_psnr": drift,
+                    "ssim": ssim(res["frames"], ref["frames"]), "chunk_psnr": drift, "knobs": res["knobs"],
                 })
     results = []
     for spec in policies:
@@ -78,7 +78,7 @@ def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs
                                                                 "denoise_cpu_speedup", "compute_speedup",
                                                                 "token_skip_rate", "psnr", "ssim", "wall_s")},
                         "chunk_psnr_first": med_first(mine, 0), "chunk_psnr_last": med_first(mine, -1),
-                        "knobs": knobs_of[spec]})
+                        "knobs": mine[0]["knobs"]})
     return {"results": results, "runs": runs, "settings": {"policies": policies, "prompts": prompts, "seeds": seeds,
                                                            **knobs}}
 

@@ -1,10 +1,11 @@
 """Train the shipped demo model on the procedural moving-shapes data: `motioncache train-demo`.
 
 Four resumable phases, each checkpointed under OUT/.train/:
-1. vae:         AutoencoderKLWan on crops around the main object: single frames first, then 9-frame clips;
-                32x32 crops, then 64x64, then whole frames (object-weighted L1 of the decoded posterior mean + a small L2 on the mean).
-2. data:        render training clips, encode them with the trained VAE (posterior mode), normalize with
-                per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
+1. vae:         (demo_train_vae.py) AutoencoderKLWan on crops around the main object: single frames, then
+                17-frame clips; 32x32 crops, then 64x64, then whole frames (object and background L1, each
+                normalized by its own pixel count, + a small L2 on the posterior mean).
+2. data:        (demo_train_data.py) render training clips, encode them with the trained VAE (posterior mode),
+                store object masks on the latent grid, normalize with per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
 3. decoder:     fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
                 long as the training clips, so its causal feature cache stays stable over many latent frames.
 4. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
@@ -26,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .demo_data import VOCABULARY, heldout_captions, make_example, object_mask
+from .demo_data import VOCABULARY, heldout_captions
+from .demo_train_data import encode_data
 from .demo_train_vae import build_vae, train_decoder, train_vae
-from .train_support import Clock, load_checkpoint, progress_line, save_checkpoint, to_tensor
+from .train_support import Clock, load_checkpoint, progress_line, save_checkpoint
 from .model_files import SCHEDULER_CONFIG
 from .text import clean_prompt
 from .tiny_model import build_tokenizer
@@ -142,54 +144,6 @@ def _check_config(cfg: TrainConfig, state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
     (state / ".gitignore").write_text("*\n")  # checkpoints and latents are not part of the model
     saved_file.write_text(json.dumps(current, indent=2))
-
-
-# -- phase 2: latents of the training clips ---------------------------------------------------
-
-def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
-    """Latents (normalized) and captions of all training clips; statistics go into the VAE config."""
-    path = state / "data.pt"
-    data = load_checkpoint(path) or {k: [] for k in ("short", "long", "short_captions", "long_captions",
-                                                     "short_mask", "long_mask")}
-    if data.get("done"):
-        vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
-        return data
-    clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), len(data["short"]) + len(data["long"])
-    total = cfg.clips + cfg.long_clips
-    for kind, count, frames in (("short", cfg.clips, cfg.clip_frames), ("long", cfg.long_clips, cfg.long_frames)):
-        while len(data[kind]) < count:
-            i = len(data[kind])
-            video, text, scene = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i,
-                                              frames, cfg.height, cfg.width)
-            with torch.no_grad():
-                data[kind].append(vae.encode(to_tensor(video)[None]).latent_dist.mode()[0].half())
-            data[f"{kind}_captions"].append(text)
-            data[f"{kind}_mask"].append(latent_grid(object_mask(scene, video)))
-            done = len(data["short"]) + len(data["long"])
-            if done % 20 == 0:
-                rate = (time.monotonic() - t0) / (done - n0)
-                log(f"data: encoded {done}/{total} clips, {rate:.2f}s/clip eta {rate * (total - done) / 60:.1f}min")
-            if clock.due():
-                save_checkpoint(data, path)
-    # per-channel statistics over every latent frame; the pipeline normalizes as (z - mean) / std
-    allz = torch.cat([z.float().flatten(1) for z in data["short"] + data["long"]], dim=1)
-    mean, std = allz.mean(1), allz.std(1)
-    for kind in ("short", "long"):
-        data[kind] = [((z.float() - mean.view(-1, 1, 1, 1)) / std.view(-1, 1, 1, 1)).half() for z in data[kind]]
-    data.update(mean=mean.tolist(), std=std.tolist(), done=True)
-    vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
-    save_checkpoint(data, path)
-    log(f"data: {len(data['short'])} short + {len(data['long'])} long clips; latent std before normalization "
-        f"{std.mean():.3f}")
-    return data
-
-
-def latent_grid(mask: np.ndarray) -> torch.Tensor:
-    """bool [F, H, W] pixel mask -> bool [1 + (F-1)/4, H/8, W/8]: a latent pixel is set when any pixel it
-    encodes is (the VAE's first latent frame holds frame 0 alone, every later one 4 frames)."""
-    m = torch.from_numpy(mask).float()
-    groups = torch.cat([m[:1], m[1:].unflatten(0, (-1, 4)).amax(1)])
-    return torch.nn.functional.max_pool2d(groups[None], 8)[0].bool()
 
 
 # -- phase 3: text encoder + transformer with diffusion forcing -------------------------------

@@ -16,6 +16,7 @@ from .accounting import ComputeCounter, ModelShape
 
 TOKEN_BUCKET = 128  # GPU only: the selective forward's token count is rounded up to a multiple of this
 
+
 @dataclass
 class TextContext:
     """Prompt states projected for every layer's cross-attention (constant for a request)."""

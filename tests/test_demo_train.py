@@ -50,7 +50,7 @@ def test_diffusion_forcing_noise_levels_are_per_block():
 
 def test_object_mask_on_the_latent_grid_follows_the_main_object():
     from motioncache.demo_data import make_example, object_mask
-    from motioncache.demo_train import latent_grid
+    from motioncache.demo_train_data import latent_grid
 
     video, _, scene = make_example(3, num_frames=37)
     mask = object_mask(scene, video)

@@ -1,0 +1,64 @@
+"""Demo trainer, phase 2: encode the training clips with the trained VAE, with object masks on the latent grid."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .demo_data import make_example, object_mask
+from .train_support import Clock, load_checkpoint, save_checkpoint, to_tensor
+
+if TYPE_CHECKING:
+    from .demo_train import TrainConfig
+
+
+# -- phase 2: latents of the training clips ---------------------------------------------------
+
+def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
+    """Latents (normalized) and captions of all training clips; statistics go into the VAE config."""
+    path = state / "data.pt"
+    data = load_checkpoint(path) or {k: [] for k in ("short", "long", "short_captions", "long_captions",
+                                                     "short_mask", "long_mask")}
+    if data.get("done"):
+        vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
+        return data
+    clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), len(data["short"]) + len(data["long"])
+    total = cfg.clips + cfg.long_clips
+    for kind, count, frames in (("short", cfg.clips, cfg.clip_frames), ("long", cfg.long_clips, cfg.long_frames)):
+        while len(data[kind]) < count:
+            i = len(data[kind])
+            video, text, scene = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i,
+                                              frames, cfg.height, cfg.width)
+            with torch.no_grad():
+                data[kind].append(vae.encode(to_tensor(video)[None]).latent_dist.mode()[0].half())
+            data[f"{kind}_captions"].append(text)
+            data[f"{kind}_mask"].append(latent_grid(object_mask(scene, video)))
+            done = len(data["short"]) + len(data["long"])
+            if done % 20 == 0:
+                rate = (time.monotonic() - t0) / (done - n0)
+                log(f"data: encoded {done}/{total} clips, {rate:.2f}s/clip eta {rate * (total - done) / 60:.1f}min")
+            if clock.due():
+                save_checkpoint(data, path)
+    # per-channel statistics over every latent frame; the pipeline normalizes as (z - mean) / std
+    allz = torch.cat([z.float().flatten(1) for z in data["short"] + data["long"]], dim=1)
+    mean, std = allz.mean(1), allz.std(1)
+    for kind in ("short", "long"):
+        data[kind] = [((z.float() - mean.view(-1, 1, 1, 1)) / std.view(-1, 1, 1, 1)).half() for z in data[kind]]
+    data.update(mean=mean.tolist(), std=std.tolist(), done=True)
+    vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
+    save_checkpoint(data, path)
+    log(f"data: {len(data['short'])} short + {len(data['long'])} long clips; latent std before normalization "
+        f"{std.mean():.3f}")
+    return data
+
+
+def latent_grid(mask: np.ndarray) -> torch.Tensor:
+    """bool [F, H, W] pixel mask -> bool [1 + (F-1)/4, H/8, W/8]: a latent pixel is set when any pixel it
+    encodes is (the VAE's first latent frame holds frame 0 alone, every later one 4 frames)."""
+    m = torch.from_numpy(mask).float()
+    groups = torch.cat([m[:1], m[1:].unflatten(0, (-1, 4)).amax(1)])
+    return torch.nn.functional.max_pool2d(groups[None], 8)[0].bool()
