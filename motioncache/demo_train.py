@@ -5,7 +5,8 @@ Four resumable phases, each checkpointed under OUT/.train/:
                 17-frame clips; 32x32 crops, then 64x64, then whole frames (object and background L1, each
                 normalized by its own pixel count, + a small L2 on the posterior mean).
 2. data:        (demo_train_data.py) render training clips, encode them with the trained VAE (posterior mode),
-                store object masks on the latent grid, normalize with per-channel statistics that are stored in the VAE config (as diffusers' pipeline expects).
+                store object masks on the latent grid, normalize with per-channel statistics that are stored
+                in the VAE config (as diffusers' pipeline expects).
 3. decoder:     fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
                 long as the training clips, so its causal feature cache stays stable over many latent frames.
 4. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
