@@ -40,22 +40,29 @@ def run_once(engine, request: GenerationRequest) -> dict:
 
 
 def benchmark(engine, policies: list[str], prompts: list[str], seeds: int, knobs: dict, log=print,
-              cache_knobs: dict | None = None) -> dict:
-    """cache_knobs: knob overrides applied to every caching policy that has them (e.g. rescale=identity)."""
+              cache_knobs: dict | None = None, warmup: bool = False) -> dict:
+    """cache_knobs: knob overrides applied to every caching policy that has them (e.g. rescale=identity).
+    warmup: run every policy once, unrecorded, first (a GPU loads and tunes kernels on first use)."""
     if "none" not in policies:
         policies = ["none"] + policies  # the reference every figure is relative to
+
+    def request(spec: str, prompt: str, seed: int) -> GenerationRequest:
+        name, own_knobs = parse_spec(spec)  # presets are resolved by the engine (the model may recalibrate)
+        extra = {k: v for k, v in (cache_knobs or {}).items() if _has_knob(resolve_preset(name)[0], k)}
+        return GenerationRequest(prompt=prompt, seed=seed, **knobs,
+                                 cache={"policy": name, "knobs": {**extra, **own_knobs}})
+
+    if warmup:
+        for spec in policies:
+            run_once(engine, request(spec, prompts[0], 0))
+            log(f"  {spec:>18} warm-up done")
     runs = []
     for p_index, prompt in enumerate(prompts):
         for seed in range(seeds):
             order = policies[(p_index + seed) % len(policies):] + policies[:(p_index + seed) % len(policies)]
             results = {}
             for spec in order:  # rotate the order so no policy always runs on a cold or warm machine
-                name, own_knobs = parse_spec(spec)  # presets are resolved by the engine (the model may recalibrate)
-                policy = resolve_preset(name)[0]
-                extra = {k: v for k, v in (cache_knobs or {}).items() if _has_knob(policy, k)}
-                req = GenerationRequest(prompt=prompt, seed=seed, **knobs,
-                                        cache={"policy": name, "knobs": {**extra, **own_knobs}})
-                results[spec] = run_once(engine, req)
+                results[spec] = run_once(engine, request(spec, prompt, seed))
                 log(f"  {spec:>18} prompt {p_index} seed {seed}: {results[spec]['wall_s']:.2f} s")
             ref = results["none"]
             for spec, res in results.items():

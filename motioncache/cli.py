@@ -165,6 +165,7 @@ def cmd_bench(args) -> None:
         torch.set_num_threads(args.threads)
     engine = load_engine(args.model, args.device, args.dtype)
     report = benchmark(engine, args.policies.split(","), prompts, args.seeds, knobs, cache_knobs=cache_knobs,
+                       warmup=args.warmup,
                        log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
     print(format_table(report))
     if args.json:
@@ -175,7 +176,8 @@ def cmd_make_tiny_model(args) -> None:
     from .tiny_model import make_tiny_model
 
     out = make_tiny_model(args.dir, num_layers=args.layers, heads=args.heads, head_dim=args.head_dim,
-                          ffn_dim=args.ffn_dim, causal_block_size=args.causal_block_size, seed=args.seed)
+                          ffn_dim=args.ffn_dim, text_dim=args.text_dim,
+                          causal_block_size=args.causal_block_size, seed=args.seed)
     print(f"wrote a tiny random SkyReels-V2 DF pipeline to {out}")
 
 
@@ -201,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
     b.add_argument("--json", help="write results as JSON")
     b.add_argument("--threads", type=int, help="torch CPU threads (1 makes CPU time a steady measure)")
+    b.add_argument("--warmup", action="store_true",
+                   help="run every policy once, unrecorded, before measuring (GPU: first-use kernel loading)")
     b.add_argument("--quiet", action="store_true")
     _add_generation_args(b)
     b.set_defaults(func=cmd_bench)
@@ -210,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--heads", type=int, default=2)
     t.add_argument("--head-dim", type=int, default=12)
     t.add_argument("--ffn-dim", type=int, default=48)
+    t.add_argument("--text-dim", type=int, default=16, help="text encoder width (SkyReels-V2/Wan: 4096)")
     t.add_argument("--causal-block-size", type=int, default=1)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_make_tiny_model)

@@ -259,6 +259,8 @@ class Engine:
                     s, e = w.blocks[b]
                     latents[:, :, s:e] = schedulers[b].step(pred[:, :, s - f0:e - f0], block_timesteps[row, b],
                                                             latents[:, :, s:e], return_dict=False)[0]
+                if latents.is_cuda:
+                    torch.cuda.synchronize()  # kernels run async: time the row, not its launch
                 progress.rows_done += 1
                 progress.timings["denoising"] += time.perf_counter() - t
                 progress.timings["denoising_cpu"] += time.process_time() - cpu

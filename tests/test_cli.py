@@ -95,3 +95,23 @@ def test_cache_presets_and_knobs_from_the_command_line(tiny_dir, tmp_path):
     bad = run("generate", "--model", str(tiny_dir), "--prompt", "x", "--cache", "motioncache",
               "--cache-knob", "threshold")
     assert bad.returncode == 2 and "expected NAME=VALUE" in bad.stderr
+
+
+def test_bench_warmup_runs_every_policy_once_before_measuring(tiny_dir):
+    from motioncache.bench import benchmark
+    from motioncache.cli import load_engine
+
+    logs = []
+    knobs = {"height": 32, "width": 48, "num_inference_steps": 3, "ar_step": 1, "causal_block_size": 3,
+             "num_frames": 17}
+    report = benchmark(load_engine(str(tiny_dir), "cpu", "float32"), ["chunked"], ["a red circle"], 1, knobs,
+                       log=logs.append, warmup=True)
+    assert [line.split()[0] for line in logs] == ["none", "chunked", "none", "chunked"]
+    assert all("warm-up" in line for line in logs[:2]) and not any("warm-up" in line for line in logs[2:])
+    assert len(report["runs"]) == 2  # warm-up runs are not recorded
+
+
+def test_make_tiny_model_takes_the_text_width(tmp_path):
+    p = run("make-tiny-model", str(tmp_path / "m"), "--text-dim", "40")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "m" / "transformer" / "config.json").read_text())["text_dim"] == 40
