@@ -67,6 +67,8 @@ class TrainConfig:
     vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1
     dec_steps: int = 200         # phase 2b: decoder only, on clips of clip_frames frames
     dec_lr: float = 1e-4
+    dec_whole_steps: int = 0     # then decoder steps on whole frames of whole 37-frame clips (batch 1)
+    dec_noise: float = 0.0       # latent noise (x the latent std) in those steps
     # data (phase 2)
     clips: int = 300             # short clips: the demo's default length
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
@@ -101,12 +103,15 @@ class TrainConfig:
 
 
 # Options that may change between a run and its resume (they do not change what was already computed).
-RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "tf_steps", "checkpoint_minutes", "defaults", "sample_shift"}
+# The decoder options qualify because the encoder is frozen then: the latents the transformer learns are the same.
+RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "dec_whole_steps", "dec_noise", "tf_steps", "checkpoint_minutes",
+                     "defaults", "sample_shift"}
 
 
 def tiny_config() -> TrainConfig:
     """A seconds-long configuration for tests."""
     return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2,
+                       dec_whole_steps=1, dec_noise=0.1,
                        vae_image_steps=1, vae_crop_steps=(1, 2), vae_crop=8, vae_frames=5, vae_batch=2, vae_clip_batch=1,
                        clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
                        ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
@@ -332,7 +337,8 @@ def preview(model: str | Path, out_dir: str | Path, n: int = 4, seed: int = 0, *
 def cmd_train_demo(args) -> None:
     torch.set_num_threads(args.threads)
     cfg = tiny_config() if args.tiny else TrainConfig()
-    for name in ("vae_steps", "dec_steps", "tf_steps", "clips", "long_clips", "batch", "seed", "checkpoint_minutes"):
+    for name in ("vae_steps", "dec_steps", "dec_whole_steps", "tf_steps", "clips", "long_clips", "batch", "seed",
+                 "checkpoint_minutes"):
         value = getattr(args, name)
         if value is not None:
             if value < 0:
@@ -353,7 +359,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"model directory (default {DEFAULT_OUT}); "
                    "checkpoints go to OUT/.train and a rerun resumes from them")
     p.add_argument("--vae-steps", type=int)
-    p.add_argument("--dec-steps", type=int, help="decoder fine-tuning steps")
+    p.add_argument("--dec-steps", type=int, help="decoder fine-tuning steps (crops)")
+    p.add_argument("--dec-whole-steps", type=int, help="then decoder steps on whole frames")
     p.add_argument("--tf-steps", type=int, help="transformer + text encoder steps")
     p.add_argument("--clips", type=int, help="short training clips to encode")
     p.add_argument("--long-clips", type=int, help="97-frame training clips to encode")

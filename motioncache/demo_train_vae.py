@@ -87,17 +87,23 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
         opt.load_state_dict(ckpt["opt"])
         step = ckpt["step"]
     clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, None
+    total = cfg.dec_steps + cfg.dec_whole_steps
     vae.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    while step < cfg.dec_steps:
+    latent_std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+    while step < total:
         rng = np.random.default_rng([cfg.seed, 2, step])
-        # alternate long clips on small crops and shorter clips on large crops
-        half = (cfg.clip_frames - 1) // 8 * 4 + 1
-        frames, crop = (cfg.clip_frames, cfg.vae_crop) if step % 2 == 0 else (half, 2 * cfg.vae_crop)
-        x = _crops(cfg, rng, frames, cfg.vae_clip_batch, crop)
+        if step < cfg.dec_steps:  # alternate long clips on small crops and shorter clips on large crops
+            half = (cfg.clip_frames - 1) // 8 * 4 + 1
+            frames, crop = (cfg.clip_frames, cfg.vae_crop) if step % 2 == 0 else (half, 2 * cfg.vae_crop)
+            x = _crops(cfg, rng, frames, cfg.vae_clip_batch, crop)
+        else:  # then whole frames of whole training clips: what the engine decodes
+            x = _crops(cfg, rng, cfg.clip_frames, 1, max(cfg.height, cfg.width))
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
+            if step >= cfg.dec_steps and cfg.dec_noise > 0:  # the diffusion model's latents are not exact
+                z = z + cfg.dec_noise * latent_std * torch.randn(z.shape, generator=torch.Generator().manual_seed(step))
         l1, _ = reconstruction_loss(_decode_unclamped(vae, z), x, cfg.vae_object_weight)
         for g in opt.param_groups:
             g["lr"] = cfg.dec_lr * min(1.0, (step + 1) / 20)
@@ -107,9 +113,9 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
         opt.step()
         step += 1
         avg = l1.item() if avg is None else 0.95 * avg + 0.05 * l1.item()
-        if step % 25 == 0 or step == cfg.dec_steps:
-            log(progress_line("decoder", step, cfg.dec_steps, start, t0, f"loss {avg:.4f}"))
-        if clock.due() or step == cfg.dec_steps:
+        if step % 25 == 0 or step == total:
+            log(progress_line("decoder", step, total, start, t0, f"loss {avg:.4f}"))
+        if clock.due() or step == total:
             save_checkpoint({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, state / "decoder.pt")
     vae.eval().requires_grad_(False)
 

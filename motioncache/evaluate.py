@@ -222,6 +222,18 @@ def _generate(engine, prompt: str, seed: int, overrides: dict, policy: str = "no
     return (frames * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
+def _reconstruct(engine, scene, num_frames: int) -> np.ndarray:
+    """The scene's ground truth through the model's VAE (encode, then the engine's streaming decode): the
+    ceiling any generated video can reach."""
+    from motioncache.demo_data import render
+    from motioncache.vae_stream import StreamingDecoder, encode_frames
+
+    c = engine.c
+    video = render(scene, num_frames, c.defaults.get("height", 128), c.defaults.get("width", 128))
+    frames = StreamingDecoder(c.vae).decode(encode_frames(c.vae, video))
+    return (frames * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
 def _table(result: dict) -> str:
     """Per field: accuracy and the most frequent confusions (reference -> prediction)."""
     lines = [format_report(result)]
@@ -242,6 +254,8 @@ def cmd_evaluate(args) -> None:
 
     if args.n < 1 or args.seeds < 1:
         raise ValueError("--n and --seeds must be at least 1")
+    if args.source == "reconstructed" and args.compare_cache:
+        raise ValueError("--compare-cache needs generated videos (--source generated)")
     overrides = {k: v for k, v in (("num_frames", args.num_frames), ("num_inference_steps", args.steps),
                                    ("guidance_scale", args.guidance_scale), ("shift", args.shift),
                                    ("ar_step", args.ar_step)) if v is not None}
@@ -249,11 +263,13 @@ def cmd_evaluate(args) -> None:
     policies = ["none"] + ([args.compare_cache] if args.compare_cache else [])
     videos: dict[str, list[np.ndarray]] = {p: [] for p in policies}
     scenes, items, started = [], [], time.perf_counter()
+    recon_frames = args.num_frames or engine.c.defaults.get("num_frames", 33)
     pairs = heldout_captions(args.n)
     for i, (text, scene) in enumerate(pairs):
         for seed in range(args.seeds):
             for p in policies:
-                videos[p].append(_generate(engine, text, seed, overrides, p))
+                videos[p].append(_reconstruct(engine, scene, recon_frames) if args.source == "reconstructed"
+                                 else _generate(engine, text, seed, overrides, p))
             scenes.append(scene)
             pred = analyze_video(videos["none"][-1])
             items.append({"caption": text, "seed": seed, "truth": _truth(scene),
@@ -262,7 +278,7 @@ def cmd_evaluate(args) -> None:
             print(f"[{i + 1}/{len(pairs)}] {time.perf_counter() - started:.0f}s {text}", file=sys.stderr, flush=True)
     result = evaluate(zip(videos["none"], scenes))
     print(_table(result))
-    report = {"model": str(engine.c.path), "request_overrides": overrides, "seeds": args.seeds, "result": result,
+    report = {"model": str(engine.c.path), "source": args.source, "request_overrides": overrides, "seeds": args.seeds, "result": result,
               "videos": items, "wall_s": time.perf_counter() - started}
     if args.compare_cache:
         agreement = compare(videos["none"], videos[args.compare_cache])
@@ -284,6 +300,9 @@ def register(subparsers) -> None:
     p.add_argument("--guidance-scale", type=float)
     p.add_argument("--shift", type=float)
     p.add_argument("--ar-step", type=int)
+    p.add_argument("--source", choices=["generated", "reconstructed"], default="generated",
+                   help="reconstructed: score the held-out ground truth passed through the model's VAE instead "
+                        "(the ceiling for generated videos)")
     p.add_argument("--compare-cache", metavar="POLICY", help="also generate with this cache policy and report "
                    "how often its predictions agree with the uncached ones")
     p.add_argument("--device", default="cpu")

@@ -115,3 +115,18 @@ def test_make_tiny_model_takes_the_text_width(tmp_path):
     p = run("make-tiny-model", str(tmp_path / "m"), "--text-dim", "40")
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "m" / "transformer" / "config.json").read_text())["text_dim"] == 40
+
+
+def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_path):
+    common = ["evaluate", "--model", str(tiny_dir), "--n", "2", "--num-frames", "9", "--quiet"]
+    gen, rec = tmp_path / "gen.json", tmp_path / "rec.json"
+    p = run(*common, "--steps", "2", "--json", str(gen))
+    assert p.returncode == 0, p.stderr
+    p = run(*common, "--source", "reconstructed", "--json", str(rec))
+    assert p.returncode == 0, p.stderr
+    g, r = json.loads(gen.read_text()), json.loads(rec.read_text())
+    assert g["source"] == "generated" and r["source"] == "reconstructed"
+    assert r["result"]["n"] == g["result"]["n"] == 2 and "color=" in p.stdout
+    assert [v["caption"] for v in r["videos"]] == [v["caption"] for v in g["videos"]]  # the same held-out scenes
+    bad = run(*common, "--source", "reconstructed", "--compare-cache", "chunked")
+    assert bad.returncode == 2 and "--source generated" in bad.stderr and "Traceback" not in bad.stderr

@@ -17,11 +17,16 @@ def test_tiny_training_resumes_and_the_model_generates(tmp_path):
     first = torch.load(out / ".train" / "transformer.pt", weights_only=False)
     assert first["step"] == cfg.tf_steps
 
+    decoder_steps = lambda: torch.load(out / ".train" / "decoder.pt", weights_only=False)["step"]  # noqa: E731
+    assert decoder_steps() == cfg.dec_steps + cfg.dec_whole_steps
+
     cfg.tf_steps += 2  # a rerun resumes from the checkpoint instead of starting over
+    cfg.dec_whole_steps += 1  # ... also in a finished decoder phase (the latents stay valid: encoder frozen)
     logs = []
     train(cfg, out, log=logs.append)
     assert any("resumed at step 3" in m for m in logs)
     assert torch.load(out / ".train" / "transformer.pt", weights_only=False)["step"] == cfg.tf_steps
+    assert decoder_steps() == cfg.dec_steps + cfg.dec_whole_steps
 
     c = load_components(out)
     assert c.transformer.config.num_frame_per_block == cfg.block
