@@ -8,7 +8,8 @@ Four resumable phases, each checkpointed under OUT/.train/:
                 store object masks on the latent grid, normalize with per-channel statistics that are stored
                 in the VAE config (as diffusers' pipeline expects).
 3. decoder:     fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
-                long as the training clips, so its causal feature cache stays stable over many latent frames.
+                long as the training clips, so its causal feature cache stays stable over many latent frames:
+                crops first, then whole frames.
 4. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
                 (one flow-matching noise level per causal block, block-causal attention, caption dropout).
 The model directory OUT is (re)written at every transformer checkpoint, so a usable model exists early.
@@ -67,7 +68,8 @@ class TrainConfig:
     vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1
     dec_steps: int = 200         # phase 2b: decoder only, on clips of clip_frames frames
     dec_lr: float = 1e-4
-    dec_whole_steps: int = 0     # then decoder steps on whole frames of whole 37-frame clips (batch 1)
+    dec_whole_steps: int = 150   # then whole frames of whole 37-frame clips (batch 1, ~6.5 s/step): crops
+                                 # alone left whole-frame reconstructions drifting in colour
     dec_noise: float = 0.0       # latent noise (x the latent std) in those steps
     # data (phase 2)
     clips: int = 300             # short clips: the demo's default length

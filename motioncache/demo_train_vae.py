@@ -103,7 +103,8 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
             if step >= cfg.dec_steps and cfg.dec_noise > 0:  # the diffusion model's latents are not exact
-                z = z + cfg.dec_noise * latent_std * torch.randn(z.shape, generator=torch.Generator().manual_seed(step))
+                noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(step))
+                z = z + cfg.dec_noise * latent_std * noise
         l1, _ = reconstruction_loss(_decode_unclamped(vae, z), x, cfg.vae_object_weight)
         for g in opt.param_groups:
             g["lr"] = cfg.dec_lr * min(1.0, (step + 1) / 20)
@@ -120,6 +121,25 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
     vae.eval().requires_grad_(False)
 
 
+def vae_train_step(cfg: TrainConfig, vae, opt, step: int, device: str = "cpu") -> tuple[torch.Tensor, float, float]:
+    """One optimizer step of phase 1 -> (reconstruction loss, object L1, learning rate)."""
+    x = _vae_batch(cfg, step).to(device)
+    lr = cfg.vae_lr * min(1.0, (step + 1) / 50, 0.1 + 0.9 * (cfg.vae_steps - step) / (0.2 * cfg.vae_steps))
+    for g in opt.param_groups:
+        g["lr"] = lr
+    post = vae.encode(x).latent_dist
+    # Decode the mean (plus optional small noise): sampling with the posterior's initial std (~1) drowns the
+    # signal and the decoder collapses to the average colour within a short budget.
+    rec = _decode_unclamped(vae, post.mean + cfg.vae_noise * torch.randn_like(post.mean))
+    l1, obj_l1 = reconstruction_loss(rec, x, cfg.vae_object_weight)
+    kl = 0.5 * (post.mean**2).mean()  # only keeps the latent scale in check
+    opt.zero_grad(set_to_none=True)
+    (l1 + cfg.vae_kl * kl).backward()
+    torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+    opt.step()
+    return l1, obj_l1, lr
+
+
 def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
     vae = build_vae(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
@@ -133,22 +153,7 @@ def train_vae(cfg: TrainConfig, state: Path, log) -> "torch.nn.Module":
     clock, t0, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), None
     start = step
     while step < cfg.vae_steps:
-        x = _vae_batch(cfg, step)
-        lr = cfg.vae_lr * min(1.0, (step + 1) / 50, 0.1 + 0.9 * (cfg.vae_steps - step) / (0.2 * cfg.vae_steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        post = vae.encode(x).latent_dist
-        # Decode the mean plus small fixed noise: sampling with the posterior's initial std (~1) drowns the
-        # signal and the decoder collapses to the average colour within a short budget. The noise still
-        # makes the decoder tolerant to imperfect latents from the diffusion model.
-        rec = _decode_unclamped(vae, post.mean + cfg.vae_noise * torch.randn_like(post.mean))
-        l1, obj_l1 = reconstruction_loss(rec, x, cfg.vae_object_weight)
-        kl = 0.5 * (post.mean**2).mean()  # only keeps the latent scale in check
-        loss = l1 + cfg.vae_kl * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
+        l1, obj_l1, lr = vae_train_step(cfg, vae, opt, step)
         step += 1
         if obj_l1 != obj_l1:  # nan: no object in this batch
             obj_l1 = avg[1] if avg else 0.0

@@ -278,8 +278,8 @@ def cmd_evaluate(args) -> None:
             print(f"[{i + 1}/{len(pairs)}] {time.perf_counter() - started:.0f}s {text}", file=sys.stderr, flush=True)
     result = evaluate(zip(videos["none"], scenes))
     print(_table(result))
-    report = {"model": str(engine.c.path), "source": args.source, "request_overrides": overrides, "seeds": args.seeds, "result": result,
-              "videos": items, "wall_s": time.perf_counter() - started}
+    report = {"model": str(engine.c.path), "source": args.source, "request_overrides": overrides,
+              "seeds": args.seeds, "result": result, "videos": items, "wall_s": time.perf_counter() - started}
     if args.compare_cache:
         agreement = compare(videos["none"], videos[args.compare_cache])
         print(f"{args.compare_cache} vs none: " + format_report(agreement))

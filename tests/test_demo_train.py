@@ -86,3 +86,21 @@ def test_reconstruction_loss_does_not_let_the_background_win_on_whole_frames():
     everywhere = x + 0.1
     assert (dropped - x).abs().mean() < (everywhere - x).abs().mean()  # plain L1 prefers dropping it
     assert reconstruction_loss(dropped, x, 2.0)[0] > reconstruction_loss(everywhere, x, 2.0)[0]
+
+
+def test_vae_trial_script_trains_and_scores(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "vae_trial.py"
+    out = tmp_path / "trial.json"
+    common = [sys.executable, str(script), "--threads", "1", "--eval-n", "1", "--eval-frames", "5"]
+    p = subprocess.run([*common, "--set", "vae_steps=2", "--set", "vae_crop_steps=1,2", "--set", "vae_image_steps=1",
+                        "--eval-at", "1", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(out.read_text())
+    assert [s["step"] for s in report["scores"]] == [1, 2]
+    assert 0 <= report["scores"][-1]["color_acc"] <= 1 and report["scores"][-1]["l1_255"] > 0
+    bad = subprocess.run([*common, "--set", "no_such_option=1"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "no option 'no_such_option'" in bad.stderr and "Traceback" not in bad.stderr
