@@ -50,23 +50,26 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 2400
-    vae_image_steps: int = 300   # single frames only before this step (fast start)
-    vae_crop: int = 32           # crops around the main object, doubled at each of vae_crop_steps: small crops
-    vae_crop_steps: tuple = (800, 2000)  # small crops learn objects fast per CPU second; whole 128x128
-                                 # frames at the end: borders, flat areas and the mid-block attention over
-                                 # a whole frame's latents
-    vae_batch: int = 8           # single frames (cheap: the first-frame path) ...
-    vae_clip_batch: int = 4      # ... after vae_image_steps 3 of 4 steps are clips of vae_frames frames;
-                                 # both batches halve each time the crop doubles
+    vae_steps: int = 1600
+    vae_image_steps: int = 500   # single frames only before this step (the cheap first-frame path) ...
+    vae_image_every: int = 2     # ... then every 2nd step is single frames, the others clips of vae_frames
+    vae_crop: int = 128          # crop size around the main object, doubled at each of vae_crop_steps. Whole
+    vae_crop_steps: tuple = ()   # frames from the start: per pixel they cost a fraction of small crops on this
+                                 # CPU (8 whole frames 0.86 s/step vs 8 32x32 crops 0.2 s), and VAEs trained on
+                                 # crops reconstructed whole frames badly (docs/demo.md)
+    vae_batch: int = 8           # single frames per step
+    vae_clip_batch: int = 1      # clips per step (a whole 17-frame clip: ~3.8 s/step); both batches halve
+                                 # each time the crop doubles
     vae_frames: int = 17         # 1 + 4 x 4 (on 9-frame clips, whole-frame reconstructions drifted from the
                                  # 4th latent frame on: each causal conv's cache reaches further back in time,
                                  # so the decoder phase below trains on clips as long as the training clips)
-    vae_lr: float = 3e-4
+    vae_lr: float = 1e-3         # 3e-4 learned slower (GPU trials, docs/demo.md)
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
     vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1
-    dec_steps: int = 200         # phase 2b: decoder only, on clips of clip_frames frames
+    dec_steps: int = 200         # phase 2b: decoder only, on clips of clip_frames frames (crops)
+    dec_crop: int = 32           # alternating with half-length clips on crops twice this size
+    dec_batch: int = 4
     dec_lr: float = 1e-4
     dec_whole_steps: int = 150   # then whole frames of whole 37-frame clips (batch 1, ~6.5 s/step): crops
                                  # alone left whole-frame reconstructions drifting in colour
@@ -115,6 +118,7 @@ def tiny_config() -> TrainConfig:
     return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2,
                        dec_whole_steps=1, dec_noise=0.1,
                        vae_image_steps=1, vae_crop_steps=(1, 2), vae_crop=8, vae_frames=5, vae_batch=2, vae_clip_batch=1,
+                       dec_crop=8, dec_batch=1,
                        clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
                        ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
                        long_every=2, warmup=1, defaults=dict(

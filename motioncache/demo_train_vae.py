@@ -53,9 +53,10 @@ def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, object_weight: float
 
 
 def _vae_batch(cfg: TrainConfig, step: int) -> torch.Tensor:
-    """Crops near the main object (jittered): single frames, then mostly short clips; growing crops."""
+    """Crops near the main object (jittered; whole frames by default): single frames, then single frames
+    alternating with clips."""
     scale = 2 ** sum(step >= s for s in cfg.vae_crop_steps)
-    clip_step = step >= cfg.vae_image_steps and step % 4 != 0  # images first: clips slowed early learning
+    clip_step = step >= cfg.vae_image_steps and step % cfg.vae_image_every != 0  # clips slowed early learning
     frames, batch = (cfg.vae_frames, cfg.vae_clip_batch) if clip_step else (1, cfg.vae_batch)
     return _crops(cfg, np.random.default_rng([cfg.seed, 1, step]), frames, max(1, batch // scale),
                   cfg.vae_crop * scale)
@@ -96,8 +97,8 @@ def train_decoder(cfg: TrainConfig, vae, state: Path, log) -> None:
         rng = np.random.default_rng([cfg.seed, 2, step])
         if step < cfg.dec_steps:  # alternate long clips on small crops and shorter clips on large crops
             half = (cfg.clip_frames - 1) // 8 * 4 + 1
-            frames, crop = (cfg.clip_frames, cfg.vae_crop) if step % 2 == 0 else (half, 2 * cfg.vae_crop)
-            x = _crops(cfg, rng, frames, cfg.vae_clip_batch, crop)
+            frames, crop = (cfg.clip_frames, cfg.dec_crop) if step % 2 == 0 else (half, 2 * cfg.dec_crop)
+            x = _crops(cfg, rng, frames, cfg.dec_batch, crop)
         else:  # then whole frames of whole training clips: what the engine decodes
             x = _crops(cfg, rng, cfg.clip_frames, 1, max(cfg.height, cfg.width))
         with torch.no_grad():

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -86,6 +87,20 @@ def test_reconstruction_loss_does_not_let_the_background_win_on_whole_frames():
     everywhere = x + 0.1
     assert (dropped - x).abs().mean() < (everywhere - x).abs().mean()  # plain L1 prefers dropping it
     assert reconstruction_loss(dropped, x, 2.0)[0] > reconstruction_loss(everywhere, x, 2.0)[0]
+
+
+def test_vae_batches_follow_the_image_clip_schedule():
+    """Single frames before vae_image_steps, then every vae_image_every-th step; whole frames by default."""
+    from motioncache.demo_train_vae import _vae_batch
+
+    cfg = dataclasses.replace(TrainConfig(), height=32, width=32, clip_frames=9, vae_frames=5, vae_image_steps=4,
+                              vae_image_every=3, vae_batch=3, vae_clip_batch=2)
+    shapes = [tuple(_vae_batch(cfg, step).shape) for step in range(9)]
+    image, clip = (3, 3, 1, 32, 32), (2, 3, 5, 32, 32)
+    assert shapes == [image] * 4 + [clip, clip, image, clip, clip]
+    cropped = dataclasses.replace(cfg, vae_crop=8, vae_crop_steps=(5,))
+    assert tuple(_vae_batch(cropped, 0).shape) == (3, 3, 1, 8, 8)
+    assert tuple(_vae_batch(cropped, 5).shape) == (1, 3, 5, 16, 16)  # crop doubled, batch halved
 
 
 def test_vae_trial_script_trains_and_scores(tmp_path):
