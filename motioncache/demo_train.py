@@ -50,16 +50,16 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 1600
-    vae_image_steps: int = 500   # single frames only before this step (the cheap first-frame path) ...
+    vae_steps: int = 1700
+    vae_image_steps: int = 300   # single frames only before this step (the cheap first-frame path) ...
     vae_image_every: int = 2     # ... then every 2nd step is single frames, the others clips of vae_frames
-    vae_crop: int = 128          # crop size around the main object, doubled at each of vae_crop_steps. Whole
-    vae_crop_steps: tuple = ()   # frames from the start: per pixel they cost a fraction of small crops on this
-                                 # CPU (8 whole frames 0.86 s/step vs 8 32x32 crops 0.2 s), and VAEs trained on
-                                 # crops reconstructed whole frames badly (docs/demo.md)
-    vae_batch: int = 8           # single frames per step
-    vae_clip_batch: int = 1      # clips per step (a whole 17-frame clip: ~3.8 s/step); both batches halve
-                                 # each time the crop doubles
+    vae_crop: int = 32           # crops around the main object (jittered), doubled at each of vae_crop_steps:
+    vae_crop_steps: tuple = (400, 800)  # small crops learn to place objects fast; whole 128x128 frames early
+                                 # (from step 800 of 1700): VAEs trained mostly on crops reconstructed whole
+                                 # frames badly, and whole frames from step 0 collapsed to one colour (docs/demo.md)
+    vae_batch: int = 32          # single frames per step (32x32 crops; 8 whole frames: ~1 s/step) ...
+    vae_clip_batch: int = 4      # ... and clips (4 of 32x32; 1 whole 17-frame clip: ~3.8 s/step); both
+                                 # batches halve each time the crop doubles
     vae_frames: int = 17         # 1 + 4 x 4 (on 9-frame clips, whole-frame reconstructions drifted from the
                                  # 4th latent frame on: each causal conv's cache reaches further back in time,
                                  # so the decoder phase below trains on clips as long as the training clips)

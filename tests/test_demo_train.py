@@ -117,5 +117,15 @@ def test_vae_trial_script_trains_and_scores(tmp_path):
     report = json.loads(out.read_text())
     assert [s["step"] for s in report["scores"]] == [1, 2]
     assert 0 <= report["scores"][-1]["color_acc"] <= 1 and report["scores"][-1]["l1_255"] > 0
+    assert len(report["scores"][-1]["l1_255_per_frame"]) == 5
+    from motioncache.demo_train_vae import build_vae
+
+    ckpt = tmp_path / "vae.pt"
+    torch.save({"model": build_vae(TrainConfig()).state_dict(), "step": 7}, ckpt)
+    p = subprocess.run([*common, "--checkpoint", str(ckpt), "--json", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(out.read_text())
+    assert report["curve"] == [] and [s["step"] for s in report["scores"]] == [7]
     bad = subprocess.run([*common, "--set", "no_such_option=1"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "no option 'no_such_option'" in bad.stderr and "Traceback" not in bad.stderr
