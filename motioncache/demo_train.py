@@ -50,20 +50,20 @@ class TrainConfig:
     # VAE (phase 1)
     vae_base_dim: int = 12
     vae_dim_mult: tuple = (1, 1, 2, 2)
-    vae_steps: int = 1700
+    vae_steps: int = 2400
     vae_image_steps: int = 300   # single frames only before this step (the cheap first-frame path) ...
-    vae_image_every: int = 2     # ... then every 2nd step is single frames, the others clips of vae_frames
+    vae_image_every: int = 4     # ... then every 4th step is single frames, the others clips of vae_frames
     vae_crop: int = 32           # crops around the main object (jittered), doubled at each of vae_crop_steps:
-    vae_crop_steps: tuple = (400, 800)  # small crops learn to place objects fast; whole 128x128 frames early
-                                 # (from step 800 of 1700): VAEs trained mostly on crops reconstructed whole
-                                 # frames badly, and whole frames from step 0 collapsed to one colour (docs/demo.md)
-    vae_batch: int = 32          # single frames per step (32x32 crops; 8 whole frames: ~1 s/step) ...
-    vae_clip_batch: int = 4      # ... and clips (4 of 32x32; 1 whole 17-frame clip: ~3.8 s/step); both
-                                 # batches halve each time the crop doubles
+    vae_crop_steps: tuple = (800, 2000)  # small crops learn objects fast per CPU second; whole 128x128
+                                 # frames at the end: borders, flat areas and the mid-block attention over
+                                 # a whole frame's latents. (Whole frames from step 800 at lr 1e-3 gave a
+                                 # better VAE but a worse model in the same budget: docs/demo.md)
+    vae_batch: int = 8           # single frames per step ...
+    vae_clip_batch: int = 4      # ... and clips; both batches halve each time the crop doubles
     vae_frames: int = 17         # 1 + 4 x 4 (on 9-frame clips, whole-frame reconstructions drifted from the
                                  # 4th latent frame on: each causal conv's cache reaches further back in time,
                                  # so the decoder phase below trains on clips as long as the training clips)
-    vae_lr: float = 1e-3         # 3e-4 learned slower (GPU trials, docs/demo.md)
+    vae_lr: float = 3e-4
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
     vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1

@@ -53,8 +53,8 @@ def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, object_weight: float
 
 
 def _vae_batch(cfg: TrainConfig, step: int) -> torch.Tensor:
-    """Crops near the main object (jittered; whole frames by default): single frames, then single frames
-    alternating with clips."""
+    """Crops near the main object (jittered), growing: single frames, then clips with every
+    vae_image_every-th step single frames."""
     scale = 2 ** sum(step >= s for s in cfg.vae_crop_steps)
     clip_step = step >= cfg.vae_image_steps and step % cfg.vae_image_every != 0  # clips slowed early learning
     frames, batch = (cfg.vae_frames, cfg.vae_clip_batch) if clip_step else (1, cfg.vae_batch)
