@@ -113,6 +113,22 @@ RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "dec_whole_steps", "dec_noise", "
                      "defaults", "sample_shift"}
 
 
+def config_overrides(pairs: list[str]) -> dict:
+    """OPTION=VALUE strings -> TrainConfig fields, typed like their defaults (tuples as comma-separated ints)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in defaults:
+            raise ValueError(f"--set {pair}: TrainConfig has no option {key!r}")
+        kind = type(defaults[key])
+        try:
+            out[key] = tuple(int(v) for v in value.split(",") if v) if kind is tuple else kind(value)
+        except ValueError:
+            raise ValueError(f"--set {pair}: {key} takes a {kind.__name__}") from None
+    return out
+
+
 def tiny_config() -> TrainConfig:
     """A seconds-long configuration for tests."""
     return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2,
@@ -342,7 +358,7 @@ def preview(model: str | Path, out_dir: str | Path, n: int = 4, seed: int = 0, *
 
 def cmd_train_demo(args) -> None:
     torch.set_num_threads(args.threads)
-    cfg = tiny_config() if args.tiny else TrainConfig()
+    cfg = dataclasses.replace(tiny_config() if args.tiny else TrainConfig(), **config_overrides(args.set))
     for name in ("vae_steps", "dec_steps", "dec_whole_steps", "tf_steps", "clips", "long_clips", "batch", "seed",
                  "checkpoint_minutes"):
         value = getattr(args, name)
@@ -364,6 +380,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train-demo", help="train the demo model on procedural moving shapes (resumable)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"model directory (default {DEFAULT_OUT}); "
                    "checkpoints go to OUT/.train and a rerun resumes from them")
+    p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="any TrainConfig option (recipe trials; a resume must repeat them)")
     p.add_argument("--vae-steps", type=int)
     p.add_argument("--dec-steps", type=int, help="decoder fine-tuning steps (crops)")
     p.add_argument("--dec-whole-steps", type=int, help="then decoder steps on whole frames")

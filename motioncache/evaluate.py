@@ -222,15 +222,13 @@ def _generate(engine, prompt: str, seed: int, overrides: dict, policy: str = "no
     return (frames * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
-def _reconstruct(engine, scene, num_frames: int) -> np.ndarray:
-    """The scene's ground truth through the model's VAE (encode, then the engine's streaming decode): the
-    ceiling any generated video can reach."""
+def reconstruct(vae, scene, num_frames: int, height: int, width: int) -> np.ndarray:
+    """The scene's ground truth through a VAE (encode, then the engine's streaming decode), uint8: the ceiling
+    any generated video can reach."""
     from motioncache.demo_data import render
     from motioncache.vae_stream import StreamingDecoder, encode_frames
 
-    c = engine.c
-    video = render(scene, num_frames, c.defaults.get("height", 128), c.defaults.get("width", 128))
-    frames = StreamingDecoder(c.vae).decode(encode_frames(c.vae, video))
+    frames = StreamingDecoder(vae).decode(encode_frames(vae, render(scene, num_frames, height, width)))
     return (frames * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
@@ -268,7 +266,8 @@ def cmd_evaluate(args) -> None:
     for i, (text, scene) in enumerate(pairs):
         for seed in range(args.seeds):
             for p in policies:
-                videos[p].append(_reconstruct(engine, scene, recon_frames) if args.source == "reconstructed"
+                videos[p].append(reconstruct(engine.c.vae, scene, recon_frames, engine.c.defaults.get("height", 128),
+                                             engine.c.defaults.get("width", 128)) if args.source == "reconstructed"
                                  else _generate(engine, text, seed, overrides, p))
             scenes.append(scene)
             pred = analyze_video(videos["none"][-1])

@@ -10,7 +10,6 @@ scores on held-out ground truth passed through the VAE (the ceiling for generate
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -18,22 +17,9 @@ import numpy as np
 import torch
 
 from motioncache.demo_data import heldout_captions, render
-from motioncache.demo_train import TrainConfig
+from motioncache.demo_train import TrainConfig, config_overrides
 from motioncache.demo_train_vae import build_vae, vae_train_step
-from motioncache.evaluate import evaluate
-from motioncache.vae_stream import StreamingDecoder, encode_frames
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in defaults:
-            raise SystemExit(f"--set {pair}: TrainConfig has no option {key!r}")
-        kind = type(defaults[key])
-        out[key] = tuple(int(v) for v in value.split(",") if v) if kind is tuple else kind(value)
-    return out
+from motioncache.evaluate import evaluate, reconstruct
 
 
 @torch.no_grad()
@@ -41,7 +27,7 @@ def score(vae, n: int, frames: int, cfg: TrainConfig) -> dict:
     videos, l1 = [], []
     for _, scene in heldout_captions(n):
         truth = render(scene, frames, cfg.height, cfg.width)
-        rec = (StreamingDecoder(vae).decode(encode_frames(vae, truth)) * 255).round().clip(0, 255).astype(np.uint8)
+        rec = reconstruct(vae, scene, frames, cfg.height, cfg.width)
         l1.append(np.abs(rec.astype(np.float32) - truth).mean(axis=(1, 2, 3)))
         videos.append((rec, scene))
     result = evaluate(videos)
@@ -64,7 +50,10 @@ def main() -> None:
     p.add_argument("--json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(**parse_overrides(args.set))
+    try:
+        cfg = TrainConfig(**config_overrides(args.set))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg).to(args.device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from motioncache.demo_train import TrainConfig, sample_sigmas, tiny_config, train
+from motioncache.demo_train import TrainConfig, config_overrides, sample_sigmas, tiny_config, train
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
@@ -90,7 +90,7 @@ def test_reconstruction_loss_does_not_let_the_background_win_on_whole_frames():
 
 
 def test_vae_batches_follow_the_image_clip_schedule():
-    """Single frames before vae_image_steps, then every vae_image_every-th step; whole frames by default."""
+    """Single frames before vae_image_steps, then every vae_image_every-th step; crops grow, batches halve."""
     from motioncache.demo_train_vae import _vae_batch
 
     cfg = dataclasses.replace(TrainConfig(), height=32, width=32, clip_frames=9, vae_frames=5, vae_image_steps=4,
@@ -129,3 +129,12 @@ def test_vae_trial_script_trains_and_scores(tmp_path):
     assert report["curve"] == [] and [s["step"] for s in report["scores"]] == [7]
     bad = subprocess.run([*common, "--set", "no_such_option=1"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "no option 'no_such_option'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_config_overrides_are_typed_and_checked():
+    assert config_overrides(["vae_lr=1e-3", "vae_crop_steps=400,800", "vae_steps=1700"]) == {
+        "vae_lr": 1e-3, "vae_crop_steps": (400, 800), "vae_steps": 1700}
+    with pytest.raises(ValueError, match="no option 'nope'"):
+        config_overrides(["nope=1"])
+    with pytest.raises(ValueError, match="vae_steps takes a int"):
+        config_overrides(["vae_steps=many"])
