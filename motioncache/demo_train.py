@@ -67,6 +67,8 @@ class TrainConfig:
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
     vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1
+    vae_frame_local: bool = False   # 3x3x3 convolutions see the current frame only (fast_conv.make_frame_local):
+                                    # no drift past the training clips' length, a third of the conv work
     dec_steps: int = 200         # phase 2b: decoder only, on clips of clip_frames frames (crops)
     dec_crop: int = 32           # alternating with half-length clips on crops twice this size
     dec_batch: int = 4
@@ -123,7 +125,12 @@ def config_overrides(pairs: list[str]) -> dict:
             raise ValueError(f"--set {pair}: TrainConfig has no option {key!r}")
         kind = type(defaults[key])
         try:
-            out[key] = tuple(int(v) for v in value.split(",") if v) if kind is tuple else kind(value)
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                out[key] = value.lower() in ("true", "1")
+            else:
+                out[key] = tuple(int(v) for v in value.split(",") if v) if kind is tuple else kind(value)
         except ValueError:
             raise ValueError(f"--set {pair}: {key} takes a {kind.__name__}") from None
     return out

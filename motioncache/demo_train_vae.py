@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .demo_data import make_example
-from .fast_conv import use_fast_conv3d
+from .fast_conv import make_frame_local, use_fast_conv3d
 from .train_support import Clock, load_checkpoint, progress_line, save_checkpoint, to_tensor
 
 if TYPE_CHECKING:
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 def build_vae(cfg: TrainConfig):
     from diffusers import AutoencoderKLWan
 
-    return use_fast_conv3d(AutoencoderKLWan(base_dim=cfg.vae_base_dim, z_dim=16, dim_mult=list(cfg.vae_dim_mult),
-                                            num_res_blocks=1, temperal_downsample=[False, True, True]))
+    vae = AutoencoderKLWan(base_dim=cfg.vae_base_dim, z_dim=16, dim_mult=list(cfg.vae_dim_mult), num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    return use_fast_conv3d(make_frame_local(vae) if cfg.vae_frame_local else vae)
 
 
 # -- phase 1: VAE -----------------------------------------------------------------------------

@@ -138,3 +138,7 @@ def test_config_overrides_are_typed_and_checked():
         config_overrides(["nope=1"])
     with pytest.raises(ValueError, match="vae_steps takes a int"):
         config_overrides(["vae_steps=many"])
+    assert config_overrides(["vae_frame_local=true"]) == {"vae_frame_local": True}
+    assert config_overrides(["vae_frame_local=0"]) == {"vae_frame_local": False}
+    with pytest.raises(ValueError, match="vae_frame_local takes a bool"):
+        config_overrides(["vae_frame_local=yes please"])
