@@ -1,13 +1,13 @@
 """Train the shipped demo model on the procedural moving-shapes data: `motioncache train-demo`.
 
 Four resumable phases, each checkpointed under OUT/.train/:
-1. vae:         (demo_train_vae.py) AutoencoderKLWan on crops around the main object: single frames, then
-                17-frame clips; 32x32 crops, then 64x64, then whole frames (object and background L1, each
-                normalized by its own pixel count, + a small L2 on the posterior mean).
+1. vae:         (demo_train_vae.py) a frame-local AutoencoderKLWan on crops around the main object: single
+                frames, then also 17-frame clips; 32x32 crops, then 64x64, then whole frames (object and
+                background L1, each normalized by its own pixel count, + a small L2 on the posterior mean).
 2. data:        (demo_train_data.py) render training clips, encode them with the trained VAE (posterior mode),
                 store object masks on the latent grid, normalize with per-channel statistics that are stored
                 in the VAE config (as diffusers' pipeline expects).
-3. decoder:     fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
+3. decoder:     (optional, off by default) fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
                 long as the training clips, so its causal feature cache stays stable over many latent frames:
                 crops first, then whole frames.
 4. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
@@ -52,32 +52,33 @@ class TrainConfig:
     vae_dim_mult: tuple = (1, 1, 2, 2)
     vae_steps: int = 2400
     vae_image_steps: int = 300   # single frames only before this step (the cheap first-frame path) ...
-    vae_image_every: int = 4     # ... then every 4th step is single frames, the others clips of vae_frames
+    vae_image_every: int = 2     # ... then every 2nd step is single frames, the others clips of vae_frames
     vae_crop: int = 32           # crops around the main object (jittered), doubled at each of vae_crop_steps:
-    vae_crop_steps: tuple = (800, 2000)  # small crops learn objects fast per CPU second; whole 128x128
-                                 # frames at the end: borders, flat areas and the mid-block attention over
-                                 # a whole frame's latents. (Whole frames from step 800 at lr 1e-3 gave a
-                                 # better VAE but a worse model in the same budget: docs/demo.md)
-    vae_batch: int = 8           # single frames per step ...
+    vae_crop_steps: tuple = (400, 800)  # small crops place objects within ~150 steps (whole frames from step
+                                 # 0 collapsed to one colour); whole 128x128 frames for the last two thirds:
+                                 # borders, flat areas and the mid-block attention over a whole frame
+    vae_batch: int = 32          # single frames per step ...
     vae_clip_batch: int = 4      # ... and clips; both batches halve each time the crop doubles
     vae_frames: int = 17         # 1 + 4 x 4 (on 9-frame clips, whole-frame reconstructions drifted from the
                                  # 4th latent frame on: each causal conv's cache reaches further back in time,
                                  # so the decoder phase below trains on clips as long as the training clips)
-    vae_lr: float = 3e-4
+    vae_lr: float = 1e-3
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
     vae_object_weight: float = 2.0  # object pixels' mean L1 vs background pixels' mean L1
-    vae_frame_local: bool = False   # 3x3x3 convolutions see the current frame only (fast_conv.make_frame_local):
+    vae_frame_local: bool = True    # 3x3x3 convolutions see the current frame only (fast_conv.make_frame_local):
                                     # no drift past the training clips' length, a third of the conv work
-    dec_steps: int = 200         # phase 2b: decoder only, on clips of clip_frames frames (crops)
+                                    # (without it, reconstructions flooded with the object's colour within
+                                    # a few latent frames: docs/demo.md)
+    dec_steps: int = 0           # phase 2b (optional): decoder only, on clips of clip_frames frames (crops)
     dec_crop: int = 32           # alternating with half-length clips on crops twice this size
     dec_batch: int = 4
     dec_lr: float = 1e-4
-    dec_whole_steps: int = 150   # then whole frames of whole 37-frame clips (batch 1, ~6.5 s/step): crops
-                                 # alone left whole-frame reconstructions drifting in colour
+    dec_whole_steps: int = 0     # then whole frames of whole 37-frame clips (batch 1); it fixed the drift of
+                                 # non-frame-local VAEs, and made the frame-local one worse (docs/demo.md)
     dec_noise: float = 0.0       # latent noise (x the latent std) in those steps
     # data (phase 2)
-    clips: int = 300             # short clips: the demo's default length
+    clips: int = 600             # short clips: the demo's default length
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
     long_clips: int = 20         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
@@ -89,7 +90,7 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 1600
+    tf_steps: int = 2000
     batch: int = 8
     long_batch: int = 2
     long_every: int = 5          # every 5th step is a long batch
@@ -100,8 +101,10 @@ class TrainConfig:
     clean_block_prob: float = 0.1  # finished (clean) context blocks, as in overlap windows / late rows
     monotone_prob: float = 0.5     # sorted block noise levels, as an ar_step schedule produces
     caption_dropout: float = 0.1
-    object_loss_weight: float = 8.0  # objects cover ~3% of the latent pixels: without extra weight the model
-                                     # learns backgrounds first and objects barely within the CPU budget
+    object_loss_weight: float = 0.0  # extra weight on latent pixels the object covers. Keep 0: a weight that
+                                     # depends on the target biases the optimum towards the object's colour
+                                     # wherever the object might be (at high noise: everywhere), and samples
+                                     # flooded with it (docs/demo.md)
     ema: float = 0.999
     checkpoint_minutes: float = 3.0
     # recommended request defaults written to motioncache.json
@@ -111,8 +114,8 @@ class TrainConfig:
 
 # Options that may change between a run and its resume (they do not change what was already computed).
 # The decoder options qualify because the encoder is frozen then: the latents the transformer learns are the same.
-RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "dec_whole_steps", "dec_noise", "tf_steps", "checkpoint_minutes",
-                     "defaults", "sample_shift"}
+RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "dec_whole_steps", "dec_noise", "dec_lr", "dec_crop", "dec_batch",
+                     "tf_steps", "checkpoint_minutes", "defaults", "sample_shift"}
 
 
 def config_overrides(pairs: list[str]) -> dict:
