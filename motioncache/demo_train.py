@@ -59,9 +59,8 @@ class TrainConfig:
                                  # borders, flat areas and the mid-block attention over a whole frame
     vae_batch: int = 32          # single frames per step ...
     vae_clip_batch: int = 4      # ... and clips; both batches halve each time the crop doubles
-    vae_frames: int = 17         # 1 + 4 x 4 (on 9-frame clips, whole-frame reconstructions drifted from the
-                                 # 4th latent frame on: each causal conv's cache reaches further back in time,
-                                 # so the decoder phase below trains on clips as long as the training clips)
+    vae_frames: int = 17         # 1 + 4 x 4: 5 latent frames, the whole reach of a frame-local VAE's
+                                 # temporal convolutions, so longer videos hold no context unseen in training
     vae_lr: float = 1e-3
     vae_kl: float = 1e-4
     vae_noise: float = 0.0          # latent noise (0.1) slowed learning too much for the budget
