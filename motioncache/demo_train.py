@@ -7,20 +7,17 @@ Four resumable phases, each checkpointed under OUT/.train/:
 2. data:        (demo_train_data.py) render training clips, encode them with the trained VAE (posterior mode),
                 store object masks on the latent grid, normalize with per-channel statistics that are stored
                 in the VAE config (as diffusers' pipeline expects).
-3. decoder:     (optional, off by default) fine-tune the VAE decoder alone (the encoder is frozen, so the latents stay valid) on clips as
-                long as the training clips, so its causal feature cache stays stable over many latent frames:
-                crops first, then whole frames.
-4. transformer: UMT5 text encoder + SkyReels-V2 transformer trained jointly with diffusion forcing
-                (one flow-matching noise level per causal block, block-causal attention, caption dropout).
+3. decoder:     (optional, off by default) fine-tune the VAE decoder alone (the encoder is frozen, so the
+                latents stay valid) on clips as long as the training clips: crops first, then whole frames.
+4. transformer: (demo_train_transformer.py) UMT5 text encoder + SkyReels-V2 transformer trained jointly with
+                diffusion forcing (one flow-matching noise level per causal block, block-causal attention, caption dropout).
 The model directory OUT is (re)written at every transformer checkpoint, so a usable model exists early.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -29,17 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .demo_data import VOCABULARY, heldout_captions
+from .demo_data import heldout_captions
 from .demo_train_data import encode_data
+from .demo_train_transformer import train_transformer
 from .demo_train_vae import build_vae, train_decoder, train_vae
-from .train_support import Clock, load_checkpoint, progress_line, save_checkpoint
-from .model_files import SCHEDULER_CONFIG
-from .text import clean_prompt
-from .tiny_model import build_tokenizer
+from .train_support import load_checkpoint
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "models" / "demo"
-TEXT_TOKENS = 32        # longest demo caption is ~24 tokens; states are zero-padded to the engine's length
-ENGINE_TEXT_LEN = 512   # the engine's default max_sequence_length: cross-attention sees this many (zero) states
 
 
 @dataclass
@@ -150,25 +143,6 @@ def tiny_config() -> TrainConfig:
                            num_frames=9, num_inference_steps=3, guidance_scale=4.0, ar_step=1, fps=8))
 
 
-# -- components -------------------------------------------------------------------------------
-
-def build_text_model(cfg: TrainConfig):
-    from diffusers import SkyReelsV2Transformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    tokenizer = build_tokenizer(VOCABULARY)
-    text_encoder = UMT5EncoderModel(UMT5Config(
-        vocab_size=len(tokenizer), d_model=cfg.text_dim, d_kv=cfg.text_dim // 4, d_ff=cfg.text_dim * 2,
-        num_layers=cfg.text_layers, num_heads=4, relative_attention_num_buckets=16,
-        relative_attention_max_distance=32, dropout_rate=0.0))  # no dropout: train and engine see the same net
-    transformer = SkyReelsV2Transformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=cfg.heads, attention_head_dim=cfg.head_dim, in_channels=16,
-        out_channels=16, text_dim=cfg.text_dim, freq_dim=64, ffn_dim=cfg.ffn_dim, num_layers=cfg.layers,
-        cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024,
-        inject_sample_info=False, num_frame_per_block=cfg.block)  # block-causal mask in diffusers' forward
-    return tokenizer, text_encoder, transformer
-
-
 def _check_config(cfg: TrainConfig, state: Path) -> None:
     saved_file = state / "config.json"
     current = json.loads(json.dumps(dataclasses.asdict(cfg)))
@@ -181,129 +155,6 @@ def _check_config(cfg: TrainConfig, state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
     (state / ".gitignore").write_text("*\n")  # checkpoints and latents are not part of the model
     saved_file.write_text(json.dumps(current, indent=2))
-
-
-# -- phase 3: text encoder + transformer with diffusion forcing -------------------------------
-
-def _tokenize(tokenizer, texts: list[str]):
-    t = tokenizer([clean_prompt(x) for x in texts], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
-                  add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
-    return t.input_ids, t.attention_mask
-
-
-def encode_text(text_encoder, ids, mask) -> torch.Tensor:
-    """As motioncache.text.encode_prompts: states past each prompt are zero, padded to the engine's length."""
-    states = text_encoder(ids, mask).last_hidden_state * mask[..., None]
-    return torch.nn.functional.pad(states, (0, 0, 0, ENGINE_TEXT_LEN - states.shape[1]))
-
-
-def sample_sigmas(cfg: TrainConfig, batch: int, blocks: int, g: torch.Generator) -> torch.Tensor:
-    """Diffusion forcing: an independent flow-matching noise level per causal block ([B, blocks])."""
-    u = torch.rand(batch, blocks, generator=g)
-    sigma = cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)
-    monotone = torch.rand(batch, 1, generator=g) < cfg.monotone_prob
-    sigma = torch.where(monotone, sigma.sort(dim=1).values, sigma)
-    clean = torch.rand(batch, blocks, generator=g) < cfg.clean_block_prob
-    clean[:, -1] = False  # keep at least one block to learn from
-    return torch.where(clean, torch.zeros_like(sigma), sigma)
-
-
-def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator,
-                           objects: torch.Tensor | None = None) -> torch.Tensor:
-    """Flow-matching MSE; `objects` (bool [B, F, H, W] on the latent grid) get `object_loss_weight` extra."""
-    b, _, f = x0.shape[:3]
-    sigma = sample_sigmas(cfg, b, f // cfg.block, g).repeat_interleave(cfg.block, dim=1)  # [B, F]
-    noise = torch.randn(x0.shape, generator=g)
-    s = sigma[:, None, :, None, None]
-    xt = (1 - s) * x0 + s * noise  # x_t as the flow-matching scheduler defines it
-    pred = transformer(xt, timestep=sigma * 1000, encoder_hidden_states=encode_text(text_encoder, ids, mask),
-                       enable_diffusion_forcing=True, return_dict=False)[0]
-    err = ((pred.float() - (noise - x0)) ** 2).mean(dim=1)  # [B, F, H, W]
-    weight = (sigma > 0).float()[..., None, None].expand_as(err)  # clean context frames have no target
-    if objects is not None:
-        weight = weight * (1 + cfg.object_loss_weight * objects.float())
-    return (err * weight).sum() / weight.sum()
-
-
-def _tf_batch(cfg, data, ids, step: int, g: torch.Generator):
-    rng = np.random.default_rng([cfg.seed, 3, step])
-    long = cfg.long_clips > 0 and step % cfg.long_every == cfg.long_every - 1
-    kind, n = ("long", cfg.long_batch) if long else ("short", cfg.batch)
-    pick = rng.integers(0, len(data[kind]), n)
-    x0 = torch.stack([data[kind][i].float() for i in pick])
-    objects = torch.stack([data[f"{kind}_mask"][i] for i in pick])
-    tok, mask = ids[kind][0][pick].clone(), ids[kind][1][pick].clone()
-    drop = torch.from_numpy(rng.random(n) < cfg.caption_dropout)
-    tok[drop], mask[drop] = ids["empty"][0], ids["empty"][1]  # empty prompt = the CFG negative branch
-    return x0, objects, tok, mask, kind
-
-
-def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path, log) -> None:
-    tokenizer, text_encoder, transformer = build_text_model(cfg)
-    params = list(transformer.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.01)
-    ema = [p.detach().clone() for p in params]
-    ckpt, step = load_checkpoint(state / "transformer.pt"), 0
-    if ckpt:
-        transformer.load_state_dict(ckpt["transformer"])
-        text_encoder.load_state_dict(ckpt["text_encoder"])
-        opt.load_state_dict(ckpt["opt"])
-        ema = ckpt["ema"]
-        step = ckpt["step"]
-        log(f"transformer: resumed at step {step}")
-    millions = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (transformer, text_encoder, vae)]
-    log("transformer: {:.2f}M params, text encoder {:.2f}M, vae {:.2f}M".format(*millions))
-    ids = {k: _tokenize(tokenizer, data[f"{k}_captions"]) for k in ("short", "long") if data[f"{k}_captions"]}
-    ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
-
-    def save():
-        save_checkpoint({"transformer": transformer.state_dict(), "text_encoder": text_encoder.state_dict(),
-               "opt": opt.state_dict(), "ema": ema, "step": step}, state / "transformer.pt")
-        export(cfg, tokenizer, text_encoder, transformer, ema, vae, out)
-        log(f"checkpoint at step {step}; model written to {out}")
-
-    transformer.train()
-    text_encoder.train()
-    clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, {}
-    while step < cfg.tf_steps:
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        x0, objects, tok, mask, kind = _tf_batch(cfg, data, ids, step, g)
-        warm = min(1.0, (step + 1) / cfg.warmup)
-        lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.tf_steps, 1.0))))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))  # short warm-up so early exports are not all init
-        with torch.no_grad():
-            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
-        step += 1
-        avg[kind] = loss.item() if kind not in avg else 0.98 * avg[kind] + 0.02 * loss.item()
-        if step % 25 == 0 or step == cfg.tf_steps:
-            losses = " ".join(f"{k} {v:.4f}" for k, v in avg.items())
-            log(progress_line("transformer", step, cfg.tf_steps, start, t0, f"loss {losses} lr {lr:.1e}"))
-        if clock.due():
-            save()
-    save()
-
-
-def export(cfg: TrainConfig, tokenizer, text_encoder, transformer, ema, vae, out: Path) -> None:
-    """Write the diffusers-format model directory with the EMA weights, plus motioncache.json."""
-    from diffusers import SkyReelsV2DiffusionForcingPipeline, UniPCMultistepScheduler
-
-    text_encoder, transformer = copy.deepcopy(text_encoder).eval(), copy.deepcopy(transformer).eval()
-    with torch.no_grad():
-        for p, e in zip(list(transformer.parameters()) + list(text_encoder.parameters()), ema):
-            p.copy_(e)
-    pipe = SkyReelsV2DiffusionForcingPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
-        scheduler=UniPCMultistepScheduler(**{**SCHEDULER_CONFIG, "flow_shift": cfg.sample_shift}))
-    pipe.save_pretrained(out)
-    defaults = {"height": cfg.height, "width": cfg.width, "causal_block_size": cfg.block, **cfg.defaults}
-    (out / "motioncache.json").write_text(json.dumps(defaults, indent=2) + "\n")
 
 
 # -- driver -----------------------------------------------------------------------------------

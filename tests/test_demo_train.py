@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from motioncache.demo_train import TrainConfig, config_overrides, sample_sigmas, tiny_config, train
+from motioncache.demo_train import TrainConfig, config_overrides, tiny_config, train
+from motioncache.demo_train_transformer import sample_sigmas
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
