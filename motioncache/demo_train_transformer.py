@@ -52,10 +52,44 @@ def _tokenize(tokenizer, texts: list[str]):
     return t.input_ids, t.attention_mask
 
 
-def encode_text(text_encoder, ids, mask) -> torch.Tensor:
-    """As motioncache.text.encode_prompts: states past each prompt are zero, padded to the engine's length."""
+def encode_text(text_encoder, ids, mask, length: int = ENGINE_TEXT_LEN) -> torch.Tensor:
+    """As motioncache.text.encode_prompts: states past each prompt are zero, padded to `length`."""
     states = text_encoder(ids, mask).last_hidden_state * mask[..., None]
-    return torch.nn.functional.pad(states, (0, 0, 0, ENGINE_TEXT_LEN - states.shape[1]))
+    return torch.nn.functional.pad(states, (0, 0, 0, length - states.shape[1]))
+
+
+class PaddedTextAttention:
+    """Cross-attention processor for training: the text states end in ONE zero state that stands for the
+    `copies` zero states padding them to the engine's length. Zero states give identical keys and values,
+    so a single key whose logit gets + log(copies) is the same softmax (and the same gradients) at a
+    fraction of the keys."""
+
+    def __init__(self, copies: int):
+        self.log_copies = math.log(copies)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        k = attn.norm_k(attn.to_k(encoder_hidden_states)).unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        v = attn.to_v(encoder_hidden_states).unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        bias = torch.zeros(k.shape[2], dtype=q.dtype, device=q.device)
+        bias[-1] = self.log_copies
+        k, v = k.to(q.dtype), v.to(q.dtype)
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias[None]).transpose(1, 2).flatten(2, 3)
+        return attn.to_out[1](attn.to_out[0](out.type_as(q)))
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def use_padded_text_attention(transformer) -> int:
+    """Install PaddedTextAttention on every cross-attention; returns the text length to train with."""
+    for block in transformer.blocks:
+        block.attn2.set_processor(PaddedTextAttention(ENGINE_TEXT_LEN - TEXT_TOKENS))
+    return TEXT_TOKENS + 1
 
 
 def sample_sigmas(cfg: TrainConfig, batch: int, blocks: int, g: torch.Generator) -> torch.Tensor:
@@ -70,14 +104,14 @@ def sample_sigmas(cfg: TrainConfig, batch: int, blocks: int, g: torch.Generator)
 
 
 def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator,
-                           objects: torch.Tensor | None = None) -> torch.Tensor:
+                           objects: torch.Tensor | None = None, text_len: int = ENGINE_TEXT_LEN) -> torch.Tensor:
     """Flow-matching MSE; `objects` (bool [B, F, H, W] on the latent grid) get `object_loss_weight` extra."""
     b, _, f = x0.shape[:3]
     sigma = sample_sigmas(cfg, b, f // cfg.block, g).repeat_interleave(cfg.block, dim=1)  # [B, F]
     noise = torch.randn(x0.shape, generator=g)
     s = sigma[:, None, :, None, None]
     xt = (1 - s) * x0 + s * noise  # x_t as the flow-matching scheduler defines it
-    pred = transformer(xt, timestep=sigma * 1000, encoder_hidden_states=encode_text(text_encoder, ids, mask),
+    pred = transformer(xt, timestep=sigma * 1000, encoder_hidden_states=encode_text(text_encoder, ids, mask, text_len),
                        enable_diffusion_forcing=True, return_dict=False)[0]
     err = ((pred.float() - (noise - x0)) ** 2).mean(dim=1)  # [B, F, H, W]
     weight = (sigma > 0).float()[..., None, None].expand_as(err)  # clean context frames have no target
@@ -123,6 +157,9 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         export(cfg, tokenizer, text_encoder, transformer, ema, vae, out)
         log(f"checkpoint at step {step}; model written to {out}")
 
+    text_len = use_padded_text_attention(transformer)
+    bf16 = cfg.bf16 and cpu_has_bf16()
+    log(f"transformer: text length {text_len} (stands for {ENGINE_TEXT_LEN}), bf16 autocast {'on' if bf16 else 'off'}")
     transformer.train()
     text_encoder.train()
     clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, {}
@@ -133,7 +170,8 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.tf_steps, 1.0))))
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects, text_len)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -154,8 +192,11 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
 def export(cfg: TrainConfig, tokenizer, text_encoder, transformer, ema, vae, out: Path) -> None:
     """Write the diffusers-format model directory with the EMA weights, plus motioncache.json."""
     from diffusers import SkyReelsV2DiffusionForcingPipeline, UniPCMultistepScheduler
+    from diffusers.models.transformers.transformer_skyreels_v2 import SkyReelsV2AttnProcessor
 
     text_encoder, transformer = copy.deepcopy(text_encoder).eval(), copy.deepcopy(transformer).eval()
+    for block in transformer.blocks:
+        block.attn2.set_processor(SkyReelsV2AttnProcessor())  # the training-only processor is not part of the model
     with torch.no_grad():
         for p, e in zip(list(transformer.parameters()) + list(text_encoder.parameters()), ema):
             p.copy_(e)

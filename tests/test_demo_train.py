@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from motioncache.demo_train import TrainConfig, config_overrides, tiny_config, train
-from motioncache.demo_train_transformer import sample_sigmas
+from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, _tokenize, build_text_model, diffusion_forcing_loss,
+                                               sample_sigmas, use_padded_text_attention)
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
@@ -143,3 +144,36 @@ def test_config_overrides_are_typed_and_checked():
     assert config_overrides(["vae_frame_local=0"]) == {"vae_frame_local": False}
     with pytest.raises(ValueError, match="vae_frame_local takes a bool"):
         config_overrides(["vae_frame_local=yes please"])
+
+
+def test_padded_text_attention_equals_attention_over_all_padding():
+    """Training's cross-attention over the caption + one weighted zero state == diffusers' over 512 states:
+    same loss and same gradients."""
+    import copy
+
+    cfg = dataclasses.replace(tiny_config(), heads=2, head_dim=12, text_dim=16)
+    torch.manual_seed(0)
+    tokenizer, text_encoder, transformer = build_text_model(cfg)
+    padded = copy.deepcopy(transformer)
+    text_len = use_padded_text_attention(padded)
+    assert text_len < ENGINE_TEXT_LEN
+    x0 = torch.randn(2, 16, 2 * cfg.block, 4, 4)
+    ids, mask = _tokenize(tokenizer, ["a red circle moves left over a grey background", ""])
+    losses, grads = [], []
+    for model, length in ((transformer, ENGINE_TEXT_LEN), (padded, text_len)):
+        model.zero_grad()
+        loss = diffusion_forcing_loss(cfg, model, text_encoder, x0, ids, mask, torch.Generator().manual_seed(3),
+                                      text_len=length)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    # the weight is what makes them equal: one unweighted zero state gives other gradients
+    for block in padded.blocks:
+        block.attn2.processor.log_copies = 0.0
+    padded.zero_grad()
+    diffusion_forcing_loss(cfg, padded, text_encoder, x0, ids, mask, torch.Generator().manual_seed(3),
+                           text_len=text_len).backward()
+    unweighted = torch.cat([p.grad.flatten() for p in padded.parameters() if p.grad is not None])
+    assert not torch.allclose(unweighted, grads[0], rtol=1e-2, atol=1e-4)
