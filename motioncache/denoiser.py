@@ -19,10 +19,37 @@ TOKEN_BUCKET = 128  # GPU only: the selective forward's token count is rounded u
 
 @dataclass
 class TextContext:
-    """Prompt states projected for every layer's cross-attention (constant for a request)."""
+    """Prompt states projected for every layer's cross-attention (constant for a request).
+
+    Prompts are zero-padded to the text encoder's length (512), and equal states give equal keys and
+    values, so the padding is cut down to the batch's longest prompt + 1: each row's remaining padding keys
+    get + log(dropped copies + 1) / kept copies on their logits (`bias`, [B, 1, 1, tokens]): the same
+    softmax over a fraction of the keys."""
 
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     tokens: int
+    bias: torch.Tensor | None = None
+
+    def rows(self, index) -> "TextContext":
+        """The context of some CFG branches (batch rows)."""
+        bias = None if self.bias is None else self.bias[index]
+        return TextContext([(k[index], v[index]) for k, v in self.kv], self.tokens, bias)
+
+
+def padding_bias(prompt_embeds: torch.Tensor, dtype) -> tuple[int, torch.Tensor | None]:
+    """(keys to keep, logit bias) for zero-padded prompt states [B, L, C]; (L, None) if nothing is cut."""
+    total = prompt_embeds.shape[1]
+    nonzero = prompt_embeds.abs().amax(dim=-1) > 0
+    positions = torch.arange(1, total + 1, device=prompt_embeds.device)
+    lengths = (nonzero * positions).amax(dim=1)  # one past each row's last non-zero state
+    keep = int(lengths.max()) + 1
+    if keep >= total:
+        return total, None
+    kept_pad = (keep - lengths).double()  # >= 1 padding keys kept per row, each standing for several
+    weight = torch.log((total - lengths).double() / kept_pad)
+    key = torch.arange(keep, device=prompt_embeds.device)
+    bias = torch.where(key[None, :] >= lengths[:, None], weight[:, None], torch.zeros((), dtype=torch.float64))
+    return keep, bias[:, None, None, :].to(dtype)
 
 
 class Denoiser:
@@ -43,7 +70,8 @@ class Denoiser:
     # -- per-request constants -------------------------------------------------------------
     @torch.no_grad()
     def encode_text(self, prompt_embeds: torch.Tensor) -> TextContext:
-        text = self.model.condition_embedder.text_embedder(prompt_embeds.to(self.dtype))
+        keep, bias = padding_bias(prompt_embeds, self.dtype)
+        text = self.model.condition_embedder.text_embedder(prompt_embeds[:, :keep].to(self.dtype))
         kv = []
         for block in self.model.blocks:
             a = block.attn2
@@ -51,7 +79,7 @@ class Denoiser:
             v = a.to_v(text).unflatten(2, (self.heads, -1))
             kv.append((k, v))
         self.counter.flops += text.shape[0] * self.shape.text_kv_flops(text.shape[1])
-        return TextContext(kv, text.shape[1])
+        return TextContext(kv, text.shape[1], bias)
 
     @torch.no_grad()
     def time_embedding(self, frame_timesteps: torch.Tensor, fps_flag: int | None):
@@ -131,13 +159,13 @@ class Denoiser:
         for layer, block in enumerate(self.model.blocks):
             e = (block.scale_shift_table[0][:, None, None, :] + proj.float().transpose(0, 1)[:, :, None, :])
             x = self._self_attention(block, x, e, cos, sin, mask, b, nf, hw)
-            x = self._cross_attention_and_ffn(block, x, e, text.kv[layer], b, nf, hw)
+            x = self._cross_attention_and_ffn(block, x, e, text.kv[layer], text.bias, b, nf, hw)
         self._count(b, lq, lq, text.tokens)
         return x
 
     @torch.no_grad()
-    def selective(self, x, token_index, token_frame, token_block, proj, cos, sin, store, key_blocks, text_kv,
-                  text_tokens, rows: list[int] | None = None):
+    def selective(self, x, token_index, token_frame, token_block, proj, cos, sin, store, key_blocks,
+                  text: TextContext, rows: list[int] | None = None):
         """All transformer blocks for an arbitrary subset of a window's tokens.
 
         x: [R, n, dim] the chosen tokens' input states for R CFG branches (`rows` of the store, None = all);
@@ -160,6 +188,7 @@ class Denoiser:
         contiguous = int(token_index[-1]) - first + 1 == n  # sorted and unique: a plain slice
         where = slice(first, first + n) if contiguous else token_index
         branch = slice(None) if rows is None else torch.tensor(rows, device=x.device)
+        text_branches = text if rows is None else text.rows(branch)
         e_tok = proj[token_frame].float().transpose(0, 1)  # [6, n, dim]
         for layer, block in enumerate(self.model.blocks):
             e = block.scale_shift_table[0][:, None, :] + e_tok
@@ -181,13 +210,11 @@ class Denoiser:
             a2 = block.attn2
             h = block.norm2(x.float()).type_as(x)
             q = a2.norm_q(a2.to_q(h)).unflatten(2, (self.heads, -1))
-            tk, tv = text_kv[layer]
-            if rows is not None:
-                tk, tv = tk[branch], tv[branch]
-            x = x + a2.to_out[0](attention(q, tk, tv, None).type_as(q))
+            tk, tv = text_branches.kv[layer]
+            x = x + a2.to_out[0](attention(q, tk, tv, text_branches.bias).type_as(q))
             h = (block.norm3(x.float()) * (1 + e[4]) + e[3]).type_as(x)
             x = (x.float() + block.ffn(h).float() * e[5]).type_as(x)
-        self._count(x.shape[0], n, keys, text_tokens)  # padding included: it is computed
+        self._count(x.shape[0], n, keys, text.tokens)  # padding included: it is computed
         return x[:, :chosen]
 
     def _count(self, batch: int, queries: int, keys: int, text_tokens: int) -> None:
@@ -218,12 +245,12 @@ class Denoiser:
         o = attention(q, k, v, mask).type_as(q)
         return self._gated(x, a.to_out[0](o), e[2], b, nf, hw)
 
-    def _cross_attention_and_ffn(self, block, x, e, text_kv, b, nf, hw):
+    def _cross_attention_and_ffn(self, block, x, e, text_kv, text_bias, b, nf, hw):
         a = block.attn2
         n = block.norm2(x.float()).type_as(x)
         q = a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1))
         k, v = text_kv
-        x = x + a.to_out[0](attention(q, k, v, None).type_as(q))
+        x = x + a.to_out[0](attention(q, k, v, text_bias).type_as(q))
         n = self._modulated(block.norm3, x, e[3], e[4], b, nf, hw)
         return self._gated(x, block.ffn(n), e[5], b, nf, hw)
 

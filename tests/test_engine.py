@@ -7,8 +7,10 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
+from motioncache.denoiser import padding_bias
 from motioncache.engine import Cancelled
 from motioncache.request import GenerationRequest
+from motioncache.text import encode_prompts
 from motioncache.vae_stream import StreamingDecoder
 from motioncache.video_io import FragmentedMp4Writer
 
@@ -81,10 +83,13 @@ def test_guidance_one_runs_a_single_branch(engine):
 
 
 def test_reference_flops_are_what_the_reference_path_computes(engine):
+    embeds = encode_prompts(engine.c.tokenizer, engine.c.text_encoder, [AR["prompt"], ""], 512, torch.float32)
+    text_tokens, _ = padding_bias(embeds, torch.float32)
+    assert text_tokens < 512  # the zero padding is cut (and its weight kept: tests/test_parity.py)
     for policy in ("none", "chunked"):
         gen = engine.generate(GenerationRequest(seed=0, cache={"policy": policy}, **AR))
         chunks = list(gen)
-        reference = gen.plan.reference_flops(engine.c.transformer, 512)
+        reference = gen.plan.reference_flops(engine.c.transformer, text_tokens)
         assert gen.counter.reference_flops == reference  # accumulated row by row == planned
         assert sum(c.stats["flops"] for c in chunks) == gen.counter.flops
         assert sum(c.stats["reference_flops"] for c in chunks) == reference

@@ -1,13 +1,15 @@
 """Cache policies: exactness where they must be exact, honest accounting, presets and knobs."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from motioncache.accounting import ComputeCounter
-from motioncache.denoiser import Denoiser
+from motioncache.denoiser import Denoiser, padding_bias
 from motioncache.policies import make_policy
 from motioncache.policies.rescale import rescale
 from motioncache.policies.token_runner import TokenStore
@@ -41,13 +43,13 @@ def test_selective_forward_over_all_tokens_equals_the_full_forward(tiny_componen
     token_frame = idx // (hp * wp)
     cos, sin = d.rotary(0, frames, hp, wp)
     sel = d.selective(x, idx, token_frame, block_ids[token_frame], proj, cos, sin, store, block_ids[token_frame],
-                      text.kv, text.tokens)
+                      text)
     assert (sel - full).abs().max() <= 1e-5
     # a subset (every other token) writes exactly its own keys into the store and leaves the rest alone
     before = store.k[0].clone()
     part = idx[::2]
     d.selective(x[:, part], part, token_frame[part], block_ids[token_frame][part], proj, cos[:, part], sin[:, part],
-                store, block_ids[token_frame], text.kv, text.tokens, rows=[0])
+                store, block_ids[token_frame], text, rows=[0])
     assert torch.equal(store.k[0][:, 1::2], before[:, 1::2])
 
 
@@ -199,9 +201,28 @@ def test_bucket_padding_changes_the_cost_not_the_result(tiny_components):
         cos, sin = d.rotary(0, frames, hp, wp)
         d.counter.token_layer_evals = 0
         out = d.selective(x[:, part], part, part // (hp * wp), block_of_token[part], proj, cos[:, part],
-                          sin[:, part], store, block_of_token, text.kv, text.tokens)
+                          sin[:, part], store, block_of_token, text)
         results.append((out, store.k[0].clone(), d.counter.token_layer_evals))
     (plain, k_plain, evals_plain), (padded, k_padded, evals_padded) = results
     assert padded.shape == plain.shape and (padded - plain).abs().max() <= 1e-5
     assert torch.allclose(k_padded, k_plain, atol=1e-6)
     assert evals_padded == 2 * evals_plain
+
+
+def test_padding_bias_keeps_the_softmax_of_all_padding_states():
+    """Cross-attention over the cut padding with its logit bias == over all zero-padded states."""
+    torch.manual_seed(0)
+    states = torch.zeros(2, 40, 6)
+    states[0, :5], states[1, :2] = torch.randn(5, 6), torch.randn(2, 6)
+    keep, bias = padding_bias(states, torch.float64)
+    assert keep == 6 and bias.shape == (2, 1, 1, 6)
+    assert torch.equal(bias[0, 0, 0, :5], torch.zeros(5)) and bias[0, 0, 0, 5] == pytest.approx(math.log(35))
+    assert bias[1, 0, 0, 2:].allclose(torch.full((4,), math.log(38 / 4), dtype=torch.float64))
+    proj_k, proj_v = torch.nn.Linear(6, 8).double(), torch.nn.Linear(6, 8).double()  # biases: zero states matter
+    q = torch.randn(2, 1, 3, 8, dtype=torch.float64)
+    states = states.double()
+    full = F.scaled_dot_product_attention(q, proj_k(states)[:, None], proj_v(states)[:, None])
+    cut = F.scaled_dot_product_attention(q, proj_k(states[:, :keep])[:, None], proj_v(states[:, :keep])[:, None],
+                                         attn_mask=bias)
+    assert torch.allclose(full, cut, atol=1e-12)
+    assert padding_bias(torch.randn(2, 4, 3), torch.float32) == (4, None)  # nothing to cut

@@ -76,5 +76,4 @@ def _branch_text(text, branches: list[int], total: int):
     """The text context restricted to some CFG branches (batch rows)."""
     if len(branches) == total:
         return text
-    idx = torch.tensor(branches)
-    return TextContext([(k[idx], v[idx]) for k, v in text.kv], text.tokens)
+    return text.rows(torch.tensor(branches))

@@ -81,7 +81,7 @@ class TokenRunner(Runner):
             x_out[torch.tensor(group, device=x_in.device)[:, None], (index - t0)[None, :]] = d.selective(
                 x_in[index - t0][None].expand(len(group), -1, -1), index, self.token_frame[index],
                 self.token_block[index], proj, self.cos[:, index], self.sin[:, index], self.store,
-                self.token_block[:t1], c.text.kv, c.text.tokens, rows=rows)
+                self.token_block[:t1], c.text, rows=rows)
         for b in range(c.branches):
             for k in commit:
                 sl = self.tokens(k)
