@@ -12,7 +12,7 @@ from motioncache.accounting import ComputeCounter
 from motioncache.denoiser import Denoiser, padding_bias
 from motioncache.policies import make_policy
 from motioncache.policies.rescale import rescale
-from motioncache.policies.token_runner import TokenStore
+from motioncache.policies.token_runner import MAX_EXTRAPOLATION, TokenRunner, TokenStore
 from motioncache.request import GenerationRequest
 
 AR = dict(prompt="a red circle moves left", height=32, width=32, num_inference_steps=8, num_frames=37, ar_step=2,
@@ -59,6 +59,35 @@ def test_threshold_zero_equals_chunked(engine, policy):
     cached, gen = generate(engine, policy, {"threshold": 0.0})
     assert np.abs(cached - chunked).max() <= 1e-4
     assert gen.counter.token_layer_reused == 0
+
+
+@pytest.mark.parametrize("policy", ["motioncache", "flowcache"])
+def test_extrapolation_changes_reused_tokens_only(engine, policy):
+    chunked, _ = generate(engine, "chunked")
+    exact, _ = generate(engine, policy, {"threshold": 0.0, "extrapolation": 1.0})  # nothing reused: nothing changes
+    assert np.abs(exact - chunked).max() <= 1e-4
+    plain, gen_plain = generate(engine, policy, SKIPPY)
+    extrapolated, gen = generate(engine, policy, {**SKIPPY, "extrapolation": 1.0})
+    assert gen.counter.token_layer_reused == gen_plain.counter.token_layer_reused > 0  # same decisions and cost
+    assert np.abs(extrapolated - plain).max() > 1e-3
+
+
+def test_extrapolation_follows_each_tokens_last_two_residuals():
+    """Two tokens: both computed at t=900 and 800; token 0 again at 700, token 1 reused there; at 600 both
+    are reused and extrapolate from their own last two computations."""
+    runner = TokenRunner.__new__(TokenRunner)
+    runner.extrapolation, runner.residual, runner.prev_residual, runner.times = 1.0, {}, {}, {}
+    key, t = (0, 0), lambda v: torch.tensor(float(v))
+    runner._store_residual(key, torch.tensor([[1.0], [10.0]]), None, t(900))
+    assert torch.equal(runner._reused_residual(key, t(800)), torch.tensor([[1.0], [10.0]]))  # one point: as is
+    runner._store_residual(key, torch.tensor([[2.0], [12.0]]), None, t(800))
+    assert torch.allclose(runner._reused_residual(key, t(700)), torch.tensor([[3.0], [14.0]]))
+    runner._store_residual(key, torch.tensor([[4.0], [99.0]]), torch.tensor([True, False]), t(700))
+    assert torch.equal(runner.residual[key], torch.tensor([[4.0], [12.0]]))  # a reused token keeps its residual
+    # token 0: (800, 2) -> (700, 4), one step on: 6; token 1: (900, 10) -> (800, 12), two steps on: 16
+    assert torch.allclose(runner._reused_residual(key, t(600)), torch.tensor([[6.0], [16.0]]))
+    # far from the last computation the step is capped at MAX_EXTRAPOLATION intervals
+    assert torch.allclose(runner._reused_residual(key, t(0))[1], torch.tensor([12.0 + 2 * MAX_EXTRAPOLATION]))
 
 
 def test_teacache_threshold_zero_equals_the_reference(engine):

@@ -24,6 +24,11 @@ class FlowCache:
     rescale: str = "wan_1_3b"
     monotone_rescale: bool = True
     force_last_step: bool = True
+    extrapolation: float = 0.0  # reused tokens extrapolate their last two residuals (token_runner.py); 0 = off
+
+    def __post_init__(self):
+        if self.threshold < 0 or self.warmup < 0 or self.extrapolation < 0:
+            raise ValueError("threshold, warmup and extrapolation must be >= 0")
 
     def runner(self, ctx):
         return FlowCacheRunner(ctx, self)
@@ -31,7 +36,7 @@ class FlowCache:
 
 class FlowCacheRunner(TokenRunner):
     def __init__(self, ctx, cfg: FlowCache):
-        super().__init__(ctx)
+        super().__init__(ctx, cfg.extrapolation)
         self.cfg = cfg
         self.acc: dict[tuple[int, int], float] = {}
         self.prev_mod: dict[tuple[int, int], torch.Tensor] = {}

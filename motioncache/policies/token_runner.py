@@ -5,6 +5,10 @@ and, per active block, the residual R = h_out - h_in of the whole stack. On each
 which tokens of each active block to recompute; those run through `Denoiser.selective` (fresh Q/K/V
 written into the store, attention over the whole block-causal prefix, cross-attention and FFN for them
 only); every other token takes h_in + R. Finished blocks are computed once in full, like `chunked`.
+
+With `extrapolation` > 0 a reused token takes h_in + R1 + a * (R1 - R0) * (t - t1) / (t1 - t0) instead: R1 and
+R0 its last two computed residuals, at timesteps t1 and t0 (per token), t the current one; the ratio is
+capped at MAX_EXTRAPOLATION so a long run of reuse does not extrapolate far.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import torch
 
 from .base import Runner, RowInput
+
+MAX_EXTRAPOLATION = 2.0
 
 
 class TokenStore:
@@ -24,8 +30,9 @@ class TokenStore:
 
 
 class TokenRunner(Runner):
-    def __init__(self, ctx):
+    def __init__(self, ctx, extrapolation: float = 0.0):
         super().__init__(ctx)
+        self.extrapolation = extrapolation
         d = ctx.denoiser
         cfg = d.model.config
         hw, frames = ctx.hw, ctx.window.num_frames
@@ -39,6 +46,9 @@ class TokenRunner(Runner):
         self.committed = 0  # blocks whose final keys/values are in the stores
         self.residual: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> [f*hw, dim]
         self.last_out: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> latest h_out [f*hw, dim]
+        # for extrapolation: the residual before the latest, and the timesteps of both (per token)
+        self.prev_residual: dict[tuple[int, int], torch.Tensor] = {}
+        self.times: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (t1, t0), NaN = none yet
 
     # subclasses: which tokens of an active block to recompute on this row (bool [f*hw]); None = all
     def choose(self, branch: int, block: int, row: RowInput, proj: torch.Tensor, x_in: torch.Tensor):
@@ -89,15 +99,42 @@ class TokenRunner(Runner):
             for k in row.active:
                 sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
                 mask = masks[b][k]
+                t = row.frame_timesteps[c.blocks[k][0]].float()
                 if mask is not None:
                     keep = ~mask
-                    x_out[b, sl][keep] = x_in[sl][keep] + self.residual[(b, k)][keep]
+                    x_out[b, sl][keep] = x_in[sl][keep] + self._reused_residual((b, k), t)[keep]
                     d.counter.token_layer_reused += int(keep.sum()) * layers
-                self.residual[(b, k)] = x_out[b, sl] - x_in[sl]
+                self._store_residual((b, k), x_out[b, sl] - x_in[sl], mask, t)
                 self.last_out[(b, k)] = x_out[b, sl]
         outs = x_out[:, t_act - t0:]
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
         return d.head(outs, temb[fa:fe], c.hp, c.wp), fa
+
+
+    def _reused_residual(self, key, t: torch.Tensor) -> torch.Tensor:
+        r1 = self.residual[key]
+        if not self.extrapolation or key not in self.prev_residual:
+            return r1
+        t1, t0 = self.times[key]
+        ratio = ((t - t1) / (t1 - t0)).nan_to_num(0.0, 0.0, 0.0).clamp(0.0, MAX_EXTRAPOLATION)
+        return r1 + (self.extrapolation * ratio)[:, None].to(r1.dtype) * (r1 - self.prev_residual[key])
+
+    def _store_residual(self, key, residual: torch.Tensor, computed: torch.Tensor | None, t: torch.Tensor) -> None:
+        """Keep the computed tokens' residuals (reused tokens keep theirs: the output of their reuse is not one)."""
+        if computed is None:  # all of them
+            computed = torch.ones(residual.shape[0], dtype=torch.bool, device=residual.device)
+        if key not in self.residual:
+            self.residual[key] = residual
+            if self.extrapolation:
+                none = torch.full((residual.shape[0],), float("nan"), device=residual.device)
+                self.prev_residual[key] = residual.clone()
+                self.times[key] = (torch.full_like(none, float(t)), none)
+            return
+        if self.extrapolation:
+            t1, t0 = self.times[key]
+            self.prev_residual[key] = torch.where(computed[:, None], self.residual[key], self.prev_residual[key])
+            self.times[key] = (torch.where(computed, t, t1), torch.where(computed, t1, t0))
+        self.residual[key] = torch.where(computed[:, None], residual, self.residual[key])
 
 
 def _same_choice(chosen: list[torch.Tensor]) -> list[list[int]]:
