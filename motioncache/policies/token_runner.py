@@ -110,31 +110,35 @@ class TokenRunner(Runner):
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
         return d.head(outs, temb[fa:fe], c.hp, c.wp), fa
 
-
     def _reused_residual(self, key, t: torch.Tensor) -> torch.Tensor:
         r1 = self.residual[key]
         if not self.extrapolation or key not in self.prev_residual:
             return r1
-        t1, t0 = self.times[key]
-        ratio = ((t - t1) / (t1 - t0)).nan_to_num(0.0, 0.0, 0.0).clamp(0.0, MAX_EXTRAPOLATION)
-        return r1 + (self.extrapolation * ratio)[:, None].to(r1.dtype) * (r1 - self.prev_residual[key])
+        t1, t0 = self.times[key]  # per token, on the CPU (small)
+        ratio = ((t.cpu() - t1) / (t1 - t0)).nan_to_num(0.0, 0.0, 0.0).clamp(0.0, MAX_EXTRAPOLATION)
+        step = (self.extrapolation * ratio)[:, None].to(r1.device, r1.dtype)
+        return r1 + step * (r1 - self.prev_residual[key])
 
     def _store_residual(self, key, residual: torch.Tensor, computed: torch.Tensor | None, t: torch.Tensor) -> None:
-        """Keep the computed tokens' residuals (reused tokens keep theirs: the output of their reuse is not one)."""
-        if computed is None:  # all of them
-            computed = torch.ones(residual.shape[0], dtype=torch.bool, device=residual.device)
-        if key not in self.residual:
-            self.residual[key] = residual
-            if self.extrapolation:
-                none = torch.full((residual.shape[0],), float("nan"), device=residual.device)
-                self.prev_residual[key] = residual.clone()
-                self.times[key] = (torch.full_like(none, float(t)), none)
+        """Keep the computed tokens' residuals (None = all); reused tokens keep theirs (their output is h_in + the
+        residual they reused, not a new one)."""
+        old = self.residual.get(key)
+        self.residual[key] = residual if computed is None or old is None else \
+            torch.where(computed[:, None], residual, old)
+        if not self.extrapolation:
             return
-        if self.extrapolation:
-            t1, t0 = self.times[key]
-            self.prev_residual[key] = torch.where(computed[:, None], self.residual[key], self.prev_residual[key])
-            self.times[key] = (torch.where(computed, t, t1), torch.where(computed, t1, t0))
-        self.residual[key] = torch.where(computed[:, None], residual, self.residual[key])
+        if old is None:
+            n = residual.shape[0]
+            self.prev_residual[key] = residual
+            self.times[key] = (torch.full((n,), float(t)), torch.full((n,), float("nan")))
+            return
+        t1, t0 = self.times[key]
+        if computed is None:
+            self.prev_residual[key], self.times[key] = old, (torch.full_like(t1, float(t)), t1)
+        else:
+            self.prev_residual[key] = torch.where(computed[:, None], old, self.prev_residual[key])
+            computed = computed.cpu()
+            self.times[key] = (torch.where(computed, float(t), t1), torch.where(computed, t1, t0))
 
 
 def _same_choice(chosen: list[torch.Tensor]) -> list[list[int]]:
