@@ -82,7 +82,7 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 2000
+    tf_steps: int = 3600
     batch: int = 8
     long_batch: int = 2
     long_every: int = 5          # every 5th step is a long batch
@@ -103,7 +103,7 @@ class TrainConfig:
     checkpoint_minutes: float = 3.0
     # recommended request defaults written to motioncache.json
     defaults: dict = dataclasses.field(default_factory=lambda: dict(
-        num_frames=33, num_inference_steps=30, guidance_scale=5.0, ar_step=2, fps=8, base_num_frames=97))
+        num_frames=33, num_inference_steps=30, guidance_scale=3.0, ar_step=2, fps=8, base_num_frames=97))
 
 
 # Options that may change between a run and its resume (they do not change what was already computed).

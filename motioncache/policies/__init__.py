@@ -22,10 +22,13 @@ from .none import NoCache
 from .teacache import TeaCache
 
 POLICIES = {p.name: p for p in (NoCache, ChunkedCache, TeaCache, FlowCache, MotionCache)}
+# The chunk- and token-level presets extrapolate reused residuals (token_runner.py): on the demo model +5 dB
+# PSNR at the same compute (docs/benchmarks.md). The knob's own default stays 0, the reference behaviour.
 PRESETS = {
     "teacache": {"slow": {"threshold": 0.08}, "fast": {"threshold": 0.2}},
-    "flowcache": {"slow": {"threshold": 0.1}, "fast": {"threshold": 0.25}},
-    "motioncache": {"slow": {"threshold": 0.1}, "fast": {"threshold": 0.25}},
+    "flowcache": {"slow": {"threshold": 0.1, "extrapolation": 1.0}, "fast": {"threshold": 0.25, "extrapolation": 1.0}},
+    "motioncache": {"slow": {"threshold": 0.1, "extrapolation": 1.0},
+                    "fast": {"threshold": 0.25, "extrapolation": 1.0}},
 }
 
 
