@@ -93,6 +93,7 @@ class Progress:
     timings: dict = field(default_factory=lambda: {"text_encoding": 0.0, "denoising": 0.0, "decoding": 0.0,
                                                    "denoising_cpu": 0.0})  # process CPU time: steady under load
     on_row: Callable[["Progress"], None] | None = None  # called after every denoising row (progress bars)
+    text_tokens: int = 0  # cross-attention keys per row once the prompts are encoded (zero padding cut)
 
 
 @dataclass
@@ -182,6 +183,7 @@ class Engine:
         prompts = [req.prompt] + ([req.negative_prompt] if r.use_cfg else [])
         embeds = encode_prompts(c.tokenizer, c.text_encoder, prompts, req.max_sequence_length, dtype)
         text = denoiser.encode_text(embeds)
+        progress.text_tokens = text.tokens
         counter.reference_flops += plan.branches * ModelShape.of(c.transformer).text_kv_flops(text.tokens)
         progress.timings["text_encoding"] += time.perf_counter() - t0
         fps_flag = 0 if r.fps == 16 else 1

@@ -83,13 +83,12 @@ def test_guidance_one_runs_a_single_branch(engine):
 
 
 def test_reference_flops_are_what_the_reference_path_computes(engine):
-    embeds = encode_prompts(engine.c.tokenizer, engine.c.text_encoder, [AR["prompt"], ""], 512, torch.float32)
-    text_tokens, _ = padding_bias(embeds, torch.float32)
-    assert text_tokens < 512  # the zero padding is cut (and its weight kept: tests/test_parity.py)
     for policy in ("none", "chunked"):
         gen = engine.generate(GenerationRequest(seed=0, cache={"policy": policy}, **AR))
         chunks = list(gen)
-        reference = gen.plan.reference_flops(engine.c.transformer, text_tokens)
+        embeds = encode_prompts(engine.c.tokenizer, engine.c.text_encoder, [AR["prompt"], ""], 512, torch.float32)
+        assert gen.progress.text_tokens == padding_bias(embeds, torch.float32)[0] < 512  # zero padding cut
+        reference = gen.plan.reference_flops(engine.c.transformer, gen.progress.text_tokens)
         assert gen.counter.reference_flops == reference  # accumulated row by row == planned
         assert sum(c.stats["flops"] for c in chunks) == gen.counter.flops
         assert sum(c.stats["reference_flops"] for c in chunks) == reference

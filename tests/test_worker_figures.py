@@ -11,12 +11,12 @@ REQ = dict(prompt="a blue square moves right", height=32, width=32, num_inferenc
 def test_reference_flops_so_far_grows_with_rows_and_ends_at_the_plans_total(engine):
     gen = engine.generate(GenerationRequest(**REQ))
     plan = gen.plan
-    t, tokens = engine.c.transformer, 512
     values = [gen.counter.reference_flops]
     gen.progress.on_row = lambda p: values.append(gen.counter.reference_flops)
     list(gen)
     assert values == sorted(values) and values[0] < values[-1]
-    assert values[-1] == plan.reference_flops(t, tokens)
+    assert 0 < gen.progress.text_tokens < 512  # the prompts' zero padding is cut
+    assert values[-1] == plan.reference_flops(engine.c.transformer, gen.progress.text_tokens)
 
 
 def test_figures_of_a_finished_request_match_the_cli_summary(engine):
