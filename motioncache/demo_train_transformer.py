@@ -74,8 +74,8 @@ class PaddedTextAttention:
         bias = torch.zeros(k.shape[2], dtype=q.dtype, device=q.device)
         bias[-1] = self.log_copies
         k, v = k.to(q.dtype), v.to(q.dtype)
-        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias[None]).transpose(1, 2).flatten(2, 3)
-        return attn.to_out[1](attn.to_out[0](out.type_as(q)))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias[None])
+        return attn.to_out[1](attn.to_out[0](out.transpose(1, 2).flatten(2, 3).type_as(q)))
 
 
 def cpu_has_bf16() -> bool:

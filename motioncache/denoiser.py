@@ -23,7 +23,7 @@ class TextContext:
 
     Prompts are zero-padded to the text encoder's length (512), and equal states give equal keys and
     values, so the padding is cut down to the batch's longest prompt + 1: each row's remaining padding keys
-    get + log(dropped copies + 1) / kept copies on their logits (`bias`, [B, 1, 1, tokens]): the same
+    get + log(padding states / padding keys kept) on their logits (`bias`, [B, 1, 1, tokens]): the same
     softmax over a fraction of the keys."""
 
     kv: list[tuple[torch.Tensor, torch.Tensor]]
