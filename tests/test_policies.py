@@ -77,7 +77,7 @@ def test_extrapolation_follows_each_tokens_last_two_residuals():
     are reused and extrapolate from their own last two computations."""
     runner = TokenRunner.__new__(TokenRunner)
     runner.extrapolation, runner.residual, runner.prev_residual, runner.times = 1.0, {}, {}, {}
-    key, t = (0, 0), lambda v: torch.tensor(float(v))
+    key, t = (0, 0), float
     runner._store_residual(key, torch.tensor([[1.0], [10.0]]), None, t(900))
     assert torch.equal(runner._reused_residual(key, t(800)), torch.tensor([[1.0], [10.0]]))  # one point: as is
     runner._store_residual(key, torch.tensor([[2.0], [12.0]]), None, t(800))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..denoiser import TextContext
 from .base import Runner, RowInput
 from .rescale import relative_l1, rescale
 

@@ -99,7 +99,7 @@ class TokenRunner(Runner):
             for k in row.active:
                 sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
                 mask = masks[b][k]
-                t = row.frame_timesteps[c.blocks[k][0]].float()
+                t = float(row.frame_timesteps[c.blocks[k][0]]) if self.extrapolation else 0.0
                 if mask is not None:
                     keep = ~mask
                     x_out[b, sl][keep] = x_in[sl][keep] + self._reused_residual((b, k), t)[keep]
@@ -110,16 +110,16 @@ class TokenRunner(Runner):
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
         return d.head(outs, temb[fa:fe], c.hp, c.wp), fa
 
-    def _reused_residual(self, key, t: torch.Tensor) -> torch.Tensor:
+    def _reused_residual(self, key, t: float) -> torch.Tensor:
         r1 = self.residual[key]
-        if not self.extrapolation or key not in self.prev_residual:
+        if not self.extrapolation:
             return r1
         t1, t0 = self.times[key]  # per token, on the CPU (small)
-        ratio = ((t.cpu() - t1) / (t1 - t0)).nan_to_num(0.0, 0.0, 0.0).clamp(0.0, MAX_EXTRAPOLATION)
+        ratio = ((t - t1) / (t1 - t0)).nan_to_num(0.0, 0.0, 0.0).clamp(0.0, MAX_EXTRAPOLATION)
         step = (self.extrapolation * ratio)[:, None].to(r1.device, r1.dtype)
         return r1 + step * (r1 - self.prev_residual[key])
 
-    def _store_residual(self, key, residual: torch.Tensor, computed: torch.Tensor | None, t: torch.Tensor) -> None:
+    def _store_residual(self, key, residual: torch.Tensor, computed: torch.Tensor | None, t: float) -> None:
         """Keep the computed tokens' residuals (None = all); reused tokens keep theirs (their output is h_in + the
         residual they reused, not a new one)."""
         old = self.residual.get(key)
@@ -130,15 +130,15 @@ class TokenRunner(Runner):
         if old is None:
             n = residual.shape[0]
             self.prev_residual[key] = residual
-            self.times[key] = (torch.full((n,), float(t)), torch.full((n,), float("nan")))
+            self.times[key] = (torch.full((n,), t), torch.full((n,), float("nan")))  # one point: no slope yet
             return
         t1, t0 = self.times[key]
         if computed is None:
-            self.prev_residual[key], self.times[key] = old, (torch.full_like(t1, float(t)), t1)
+            self.prev_residual[key], self.times[key] = old, (torch.full_like(t1, t), t1)
         else:
             self.prev_residual[key] = torch.where(computed[:, None], old, self.prev_residual[key])
             computed = computed.cpu()
-            self.times[key] = (torch.where(computed, float(t), t1), torch.where(computed, t1, t0))
+            self.times[key] = (torch.where(computed, t, t1), torch.where(computed, t1, t0))
 
 
 def _same_choice(chosen: list[torch.Tensor]) -> list[list[int]]:
