@@ -92,6 +92,9 @@ class TrainConfig:
     sample_shift: float = 5.0    # the scheduler's flow_shift in the saved model
     clean_block_prob: float = 0.1  # finished (clean) context blocks, as in overlap windows / late rows
     monotone_prob: float = 0.5     # sorted block noise levels, as an ar_step schedule produces
+    frame_noise_prob: float = 0.0  # share of clips with a noise level per frame instead of per block (Diffusion
+                                   # Forcing's and SkyReels-V2's training): a cleaner frame beside noisier ones
+                                   # is where the motion word predicts most (scripts/motion_word_probe.py)
     caption_dropout: float = 0.1
     object_loss_weight: float = 0.0  # extra weight on latent pixels the object covers. Keep 0: a weight that
                                      # depends on the target biases the optimum towards the object's colour

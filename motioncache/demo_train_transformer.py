@@ -92,22 +92,27 @@ def use_padded_text_attention(transformer) -> int:
     return TEXT_TOKENS + 1
 
 
-def sample_sigmas(cfg: TrainConfig, batch: int, blocks: int, g: torch.Generator) -> torch.Tensor:
-    """Diffusion forcing: an independent flow-matching noise level per causal block ([B, blocks])."""
-    u = torch.rand(batch, blocks, generator=g)
-    sigma = cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)
+def sample_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator) -> torch.Tensor:
+    """Diffusion forcing noise levels [B, F]: an independent flow-matching level per causal block, or, for a
+    share `frame_noise_prob` of the clips, per frame (as Diffusion Forcing and SkyReels-V2 train)."""
+    blocks = frames // cfg.block
+    u = torch.rand(batch, blocks, generator=g).repeat_interleave(cfg.block, dim=1)
     monotone = torch.rand(batch, 1, generator=g) < cfg.monotone_prob
-    sigma = torch.where(monotone, sigma.sort(dim=1).values, sigma)
     clean = torch.rand(batch, blocks, generator=g) < cfg.clean_block_prob
     clean[:, -1] = False  # keep at least one block to learn from
-    return torch.where(clean, torch.zeros_like(sigma), sigma)
+    if cfg.frame_noise_prob > 0:
+        per_frame = torch.rand(batch, 1, generator=g) < cfg.frame_noise_prob
+        u = torch.where(per_frame, torch.rand(batch, frames, generator=g), u)
+    sigma = cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)
+    sigma = torch.where(monotone, sigma.sort(dim=1).values, sigma)
+    return torch.where(clean.repeat_interleave(cfg.block, dim=1), torch.zeros_like(sigma), sigma)
 
 
 def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator,
                            objects: torch.Tensor | None = None, text_len: int = ENGINE_TEXT_LEN) -> torch.Tensor:
     """Flow-matching MSE; `objects` (bool [B, F, H, W] on the latent grid) get `object_loss_weight` extra."""
     b, _, f = x0.shape[:3]
-    sigma = sample_sigmas(cfg, b, f // cfg.block, g).repeat_interleave(cfg.block, dim=1)  # [B, F]
+    sigma = sample_sigmas(cfg, b, f, g)  # [B, F]
     noise = torch.randn(x0.shape, generator=g)
     s = sigma[:, None, :, None, None]
     xt = (1 - s) * x0 + s * noise  # x_t as the flow-matching scheduler defines it

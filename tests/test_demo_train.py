@@ -48,12 +48,19 @@ def test_resume_refuses_different_architecture(tmp_path):
         train(cfg, tmp_path / "m", log=lambda m: None)
 
 
-def test_diffusion_forcing_noise_levels_are_per_block():
-    cfg = TrainConfig()
-    s = sample_sigmas(cfg, 256, 5, torch.Generator().manual_seed(0))
-    assert s.shape == (256, 5) and (s >= 0).all() and (s < 1).all()
+def test_diffusion_forcing_noise_levels_per_block_or_per_frame():
+    cfg = TrainConfig(frame_noise_prob=0.0)
+    s = sample_sigmas(cfg, 256, 25, torch.Generator().manual_seed(0)).view(256, 5, 5)  # 5 blocks of 5 frames
+    assert (s >= 0).all() and (s < 1).all()
     assert (s[:, -1] > 0).all()  # the last block always has a target
-    assert s.std(dim=1).mean() > 0.1  # blocks of one clip get different noise levels
+    assert (s == s[..., :1]).all()  # one level per block ...
+    assert s[..., 0].std(dim=1).mean() > 0.1  # ... and blocks of one clip get different levels
+    cfg.frame_noise_prob = 1.0
+    s = sample_sigmas(cfg, 256, 25, torch.Generator().manual_seed(0)).view(256, 5, 5)
+    clean = (s == 0).all(dim=2)
+    assert clean.any() and ((s == 0).any(dim=2) == clean).all()  # clean context is still whole blocks
+    assert s[~clean].std(dim=1).mean() > 0.05  # frames of one block get different levels
+    assert (s.flatten(1).diff(dim=1)[(s.flatten(1) > 0).all(dim=1)] >= 0).float().mean() > 0.7  # half sorted
 
 
 def test_object_mask_on_the_latent_grid_follows_the_main_object():
