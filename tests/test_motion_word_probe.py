@@ -1,0 +1,40 @@
+"""scripts/motion_word_probe.py: the caption edits it relies on, and a run on a tiny random model."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from motioncache.demo_data import DIRECTIONS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "motion_word_probe.py"
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("motion_word_probe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_motion_word_is_reversed_and_nothing_else(probe):
+    for d, (x, y) in DIRECTIONS.items():
+        assert DIRECTIONS[probe.OPPOSITE[d]] == (-x, -y)
+    text = "a red circle moves up-left over a grey background"
+    assert probe.edit(text, probe.OPPOSITE, 4) == "a red circle moves down-right over a grey background"
+    assert probe.edit(text, probe.SWAP_COLOR, 1) == "a blue circle moves up-left over a grey background"
+
+
+def test_probe_runs_and_reports_every_setting(tiny_dir, tmp_path, probe):
+    out = tmp_path / "probe.json"
+    run = subprocess.run([sys.executable, str(SCRIPT), "--model", str(tiny_dir), "--clips", "2", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["clips"] == 2 and [r["setting"] for r in report["rows"]] == list(probe.SETTINGS)
+    for row in report["rows"]:
+        assert all(row[k] > 0 for k in ("true caption", "motion reversed", "colour swapped"))
+    assert "reversed/true" in run.stdout
