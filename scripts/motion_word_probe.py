@@ -19,7 +19,7 @@ import torch
 from motioncache.demo_data import DIRECTIONS, make_example
 from motioncache.model_files import load_components
 from motioncache.text import encode_prompts
-from motioncache.train_support import to_tensor
+from motioncache.vae_stream import encode_frames
 
 OPPOSITE = {d: next(k for k, v in DIRECTIONS.items() if v == (-x, -y)) for d, (x, y) in DIRECTIONS.items()}
 SWAP_COLOR = {"red": "blue", "blue": "red", "green": "purple", "purple": "green", "yellow": "cyan", "cyan": "yellow",
@@ -42,15 +42,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     c = load_components(args.model)
-    mean = torch.tensor(c.vae.config.latents_mean).view(1, -1, 1, 1, 1)
-    std = torch.tensor(c.vae.config.latents_std).view(1, -1, 1, 1, 1)
     clips, captions, seed = [], [], 0
     while len(clips) < args.clips:  # one moving object, no second one: the motion word is the 5th word
         video, text, scene = make_example(700_000 + seed, 37)
         seed += 1
         if len(scene.objects) == 1 and scene.main.motion != "still":
-            with torch.no_grad():
-                clips.append((c.vae.encode(to_tensor(video)[None]).latent_dist.mode() - mean) / std)
+            clips.append(encode_frames(c.vae, video))  # normalized as the pipeline's latents
             captions.append(text)
     x0 = torch.cat(clips)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))

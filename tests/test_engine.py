@@ -83,11 +83,12 @@ def test_guidance_one_runs_a_single_branch(engine):
 
 
 def test_reference_flops_are_what_the_reference_path_computes(engine):
+    embeds = encode_prompts(engine.c.tokenizer, engine.c.text_encoder, [AR["prompt"], ""], 512, torch.float32)
+    text_tokens, _ = padding_bias(embeds, torch.float32)
     for policy in ("none", "chunked"):
         gen = engine.generate(GenerationRequest(seed=0, cache={"policy": policy}, **AR))
         chunks = list(gen)
-        embeds = encode_prompts(engine.c.tokenizer, engine.c.text_encoder, [AR["prompt"], ""], 512, torch.float32)
-        assert gen.progress.text_tokens == padding_bias(embeds, torch.float32)[0] < 512  # zero padding cut
+        assert gen.progress.text_tokens == text_tokens < 512  # zero padding cut
         reference = gen.plan.reference_flops(engine.c.transformer, gen.progress.text_tokens)
         assert gen.counter.reference_flops == reference  # accumulated row by row == planned
         assert sum(c.stats["flops"] for c in chunks) == gen.counter.flops
