@@ -1,7 +1,8 @@
 """Compute accounting: token evaluations and FLOPs, counted from the shapes the forward really ran.
 
 FLOPs are analytic (2 per multiply-add) from the model config: every linear layer, plus attention
-with the real query and key counts (a masked score still costs its multiply-adds).
+with the query-key pairs really scored (block-causal attention scores each query against its own and
+earlier blocks only: denoiser.QueryRuns).
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ class ModelShape:
         ov = c.out_channels * c.patch_size[0] * c.patch_size[1] * c.patch_size[2]
         return cls(c.num_attention_heads * c.attention_head_dim, c.ffn_dim, c.num_layers, pv, ov)
 
-    def layer_flops(self, queries: int, keys: int, text_tokens: int) -> int:
-        """One transformer layer for `queries` tokens attending over `keys` tokens (self) and the text."""
+    def layer_flops(self, queries: int, pairs: int, text_tokens: int) -> int:
+        """One transformer layer for `queries` tokens scoring `pairs` query-key pairs (self) and the text."""
         d = self.dim
         linear = 2 * queries * d * d * 6 + 2 * queries * d * self.ffn_dim * 2  # q,k,v,o + cross q,o ; ffn
-        attention = 4 * queries * (keys + text_tokens) * d  # scores + weighted sum, self and cross
+        attention = 4 * (pairs + queries * text_tokens) * d  # scores + weighted sum, self and cross
         return linear + attention
 
     def patch_flops(self, tokens: int) -> int:

@@ -19,7 +19,7 @@ from diffusers import UniPCMultistepScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from .accounting import ComputeCounter, ModelShape
-from .denoiser import Denoiser
+from .denoiser import Denoiser, QueryRuns
 from .model_files import Components
 from .policies import make_policy
 from .policies.base import RowInput, WindowContext
@@ -76,8 +76,11 @@ class Plan:
         shape = ModelShape.of(transformer)
         p = transformer.config.patch_size
         r = self.resolved
-        n = window.num_frames * (r.latent_height // p[1]) * (r.latent_width // p[2])
-        return self.branches * (shape.num_layers * shape.layer_flops(n, n, text_tokens) + shape.patch_flops(n)
+        hw = (r.latent_height // p[1]) * (r.latent_width // p[2])
+        n = window.num_frames * hw
+        block_ids = window.block_of_frame() if r.causal_block_size > 1 else None
+        pairs = QueryRuns.of_window(block_ids, window.num_frames, hw).pairs
+        return self.branches * (shape.num_layers * shape.layer_flops(n, pairs, text_tokens) + shape.patch_flops(n)
                                 + shape.head_flops(n))
 
     @property

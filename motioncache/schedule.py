@@ -27,6 +27,11 @@ class Window:
     def new_frames(self) -> int:
         return self.num_frames - self.context_frames
 
+    def block_of_frame(self) -> torch.Tensor:
+        """[F] the causal block of every frame (ascending)."""
+        sizes = torch.tensor([e - s for s, e in self.blocks])
+        return torch.arange(len(self.blocks)).repeat_interleave(sizes)
+
 
 def split_blocks(start: int, end: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, end)) for s in range(start, end, size)]

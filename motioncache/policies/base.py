@@ -35,8 +35,7 @@ class WindowContext:
         return self.window.blocks
 
     def block_of_frame(self) -> torch.Tensor:
-        sizes = torch.tensor([e - s for s, e in self.blocks])
-        return torch.arange(len(self.blocks)).repeat_interleave(sizes)
+        return self.window.block_of_frame()
 
 
 @dataclass
