@@ -1,4 +1,4 @@
-"""Run the VAE's 3-D convolutions fast on the CPU.
+"""Run the VAE fast on the CPU: its 3-D convolutions and its RMS norms.
 
 - PyTorch picks oneDNN (mkldnn) for a CPU conv3d only when N*C*D*H of the input exceeds 20480; the causal
   VAE convolves a few frames of a batch-1 clip at a time, so nearly every call falls to the im2col path
@@ -8,6 +8,9 @@
   temporal taps are zero; see `make_frame_local`) is computed as 2-D convolutions over all frames at once:
   the same result for a third of the work. The trainer marks those convolutions itself; a loaded VAE is
   recognized by its zero taps.
+- The VAE's RMS norm calls `F.normalize` over the channel dimension of [B, C, T, H, W], whose strided
+  reduction took half of decoding here; summing the squares over that dimension is the same value, often
+  10x faster (`use_fast_rms_norm`).
 """
 
 from __future__ import annotations
@@ -59,4 +62,22 @@ def use_fast_conv3d(module: torch.nn.Module) -> torch.nn.Module:
             m._conv_forward = types.MethodType(_conv_forward, m)
             if _spatial_3x3x3(m) and not m.weight[:, :, :-1].any():
                 m.frame_local = True
+    return module
+
+
+def _rms_norm_forward(self, x):
+    """WanRMS_norm: x / max(||x||_channels, 1e-12) * sqrt(C) * gamma + bias, in float32 for half types."""
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    dim = 1 if self.channel_first else -1
+    normalized = (xf * torch.rsqrt((xf * xf).sum(dim, keepdim=True).clamp_min(1e-24))).to(x.dtype)
+    return normalized * self.scale * self.gamma + self.bias
+
+
+def use_fast_rms_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Patch every WanRMS_norm inside `module` (in place; returns it)."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
+    for m in module.modules():
+        if isinstance(m, WanRMS_norm):
+            m.forward = types.MethodType(_rms_norm_forward, m)
     return module

@@ -21,7 +21,7 @@ from diffusers import AutoencoderKLWan, SkyReelsV2Transformer3DModel, UniPCMulti
 from transformers import AutoTokenizer, UMT5EncoderModel  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
-from .fast_conv import use_fast_conv3d  # noqa: E402
+from .fast_conv import use_fast_conv3d, use_fast_rms_norm  # noqa: E402
 
 transformers_logging.disable_progress_bar()  # a "Loading weights" bar per component is noise in a server log
 
@@ -96,7 +96,8 @@ def load_components(path: str | Path, device: str = "cpu", dtype: str | torch.dt
     if transformer.config.image_dim is not None or transformer.config.added_kv_proj_dim is not None:
         raise ModelDirError(f"{path}: image-embedding (I2V) transformers are not supported; use a DF checkpoint")
     # The VAE runs in fp32 (as diffusers' reference does for decoding quality); it is small.
-    vae = use_fast_conv3d(AutoencoderKLWan.from_pretrained(path / "vae", torch_dtype=torch.float32, **kw))
+    vae = AutoencoderKLWan.from_pretrained(path / "vae", torch_dtype=torch.float32, **kw)
+    vae = use_fast_rms_norm(use_fast_conv3d(vae))
     text_encoder = UMT5EncoderModel.from_pretrained(path / "text_encoder", torch_dtype=dtype, **kw)
     tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer", **kw)
     scheduler_config = dict(UniPCMultistepScheduler.load_config(path / "scheduler", **kw))

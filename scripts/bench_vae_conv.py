@@ -1,4 +1,5 @@
-"""VAE decode time with PyTorch's conv3d dispatch vs motioncache.fast_conv (oneDNN), same latents, one process.
+"""VAE decode time: diffusers as loaded vs motioncache.fast_conv's conv3d (oneDNN) vs that plus its RMS norm,
+same latents, one process.
 
     .venv/bin/python scripts/bench_vae_conv.py --model models/demo --latent-frames 25 --threads 2 --json out.json
 """
@@ -11,7 +12,7 @@ import time
 import torch
 from diffusers import AutoencoderKLWan
 
-from motioncache.fast_conv import use_fast_conv3d
+from motioncache.fast_conv import use_fast_conv3d, use_fast_rms_norm
 from motioncache.vae_stream import StreamingDecoder
 
 
@@ -25,22 +26,24 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     plain = AutoencoderKLWan.from_pretrained(f"{args.model}/vae").eval()  # diffusers' loader: no patch
-    fast = use_fast_conv3d(copy.deepcopy(plain))
+    variants = {"pytorch": plain, "onednn": use_fast_conv3d(copy.deepcopy(plain)),
+                "onednn+norm": use_fast_rms_norm(use_fast_conv3d(copy.deepcopy(plain)))}
     scale = 2 ** sum(plain.config.temperal_downsample)
     z = torch.randn(1, plain.config.z_dim, args.latent_frames, 16, 16, generator=torch.Generator().manual_seed(0))
-    times, frames = {"pytorch": [], "onednn": []}, {}
-    for _ in range(args.repeats):  # interleaved, so both see the same machine load
-        for name, vae in (("pytorch", plain), ("onednn", fast)):
+    times, frames = {k: [] for k in variants}, {}
+    for _ in range(args.repeats):  # interleaved, so all see the same machine load
+        for name, vae in variants.items():
             t = time.perf_counter()
             frames[name] = StreamingDecoder(vae).decode(z)
             times[name].append(time.perf_counter() - t)
     best = {k: min(v) for k, v in times.items()}
     report = {"model": args.model, "latent_frames": args.latent_frames, "video_frames": 1 + scale * (args.latent_frames - 1),
-              "threads": args.threads, "seconds": times, "best_s": best, "speedup": best["pytorch"] / best["onednn"],
-              "max_abs_diff": float(abs(frames["pytorch"] - frames["onednn"]).max())}
-    print(f"{'conv3d path':<10} {'best s':>8}\n{'pytorch':<10} {best['pytorch']:8.2f}\n{'onednn':<10} {best['onednn']:8.2f}")
-    print(f"speedup {report['speedup']:.2f}x, max |diff| {report['max_abs_diff']:.1e} "
-          f"({report['video_frames']} frames)")
+              "threads": args.threads, "seconds": times, "best_s": best,
+              "speedup": {k: best["pytorch"] / v for k, v in best.items()},
+              "max_abs_diff": {k: float(abs(frames["pytorch"] - f).max()) for k, f in frames.items()}}
+    print(f"{'path':<12} {'best s':>8} {'speedup':>8} {'max |diff|':>11}  ({report['video_frames']} frames)")
+    for k in variants:
+        print(f"{k:<12} {best[k]:8.2f} {report['speedup'][k]:7.2f}x {report['max_abs_diff'][k]:11.1e}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

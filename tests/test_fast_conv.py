@@ -2,7 +2,7 @@ import copy
 
 import torch
 
-from motioncache.fast_conv import use_fast_conv3d
+from motioncache.fast_conv import use_fast_conv3d, use_fast_rms_norm
 
 
 def test_fast_conv3d_matches_pytorch_forward_and_backward():
@@ -20,8 +20,20 @@ def test_fast_conv3d_matches_pytorch_forward_and_backward():
 
 
 def test_the_loaded_vae_uses_it(tiny_components):
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
     convs = [m for m in tiny_components.vae.modules() if isinstance(m, torch.nn.Conv3d)]
     assert convs and all("_conv_forward" in vars(m) for m in convs)
+    norms = [m for m in tiny_components.vae.modules() if isinstance(m, WanRMS_norm)]
+    assert norms and all("forward" in vars(m) for m in norms)
+
+
+def test_fast_rms_norm_computes_what_diffusers_computes():
+    vae = _tiny_vae()
+    fast = use_fast_rms_norm(copy.deepcopy(vae))
+    x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    a, b = _roundtrip(vae, x), _roundtrip(fast, x)
+    assert torch.isfinite(b).all() and (a - b).abs().max() < 1e-5
 
 
 def _tiny_vae():
