@@ -7,6 +7,11 @@ Settings (one 37-frame clip = 10 latent frames, loss over the frames named):
   block sigma S   : latent frames 0-4 at noise level S, 5-9 pure noise (the first causal block, as sampled)
   frame 0 visible : latent frame 0 at 0.2, frames 1-4 at 0.97 (where the object goes next is the word's to say)
 
+A second table asks whether the model continues motion it can SEE: frames 0-4 clean (a finished block), 5-9 at
+noise level S, loss on 5-9 with the true context vs the context frozen at its last frame (same caption). A model
+that extrapolates the visible motion has a clearly lower loss with the moving context; equal losses mean it
+only keeps the object near where it was last seen.
+
     .venv/bin/python scripts/motion_word_probe.py --model models/demo --json probe.json
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ SWAP_COLOR = {"red": "blue", "blue": "red", "green": "purple", "purple": "green"
               "orange": "blue"}
 SETTINGS = {"block sigma 0.97": ([0.97] * 5, slice(0, 5)), "block sigma 0.9": ([0.9] * 5, slice(0, 5)),
             "block sigma 0.8": ([0.8] * 5, slice(0, 5)), "frame 0 visible": ([0.2] + [0.97] * 4, slice(1, 5))}
+CONTEXT_SIGMAS = (0.97, 0.8)
 
 
 def edit(caption: str, table: dict, word: int) -> str:
@@ -56,25 +62,37 @@ def main() -> None:
     with torch.no_grad():
         text = {k: encode_prompts(c.tokenizer, c.text_encoder, v, 512, c.dtype) for k, v in variants.items()}
     sample_info = {"fps": [1]} if c.transformer.config.inject_sample_info else {}  # as the engine at 24 fps
-    rows = []
-    for name, (levels, scored) in SETTINGS.items():
-        sigma = torch.tensor(levels + [1.0] * 5).expand(len(captions), 10)
+
+    def loss(levels, scored, states, context=None):
+        sigma = torch.tensor(levels).expand(len(captions), 10)
         s = sigma[:, None, :, None, None]
         xt = (1 - s) * x0 + s * noise
-        row = {"setting": name}
-        for k, states in text.items():
-            with torch.no_grad():
-                v = c.transformer(xt, timestep=sigma * 1000, encoder_hidden_states=states,
-                                  enable_diffusion_forcing=True, return_dict=False, **sample_info)[0]
-            row[k] = float(((v - (noise - x0))[:, :, scored] ** 2).mean())
-        rows.append(row)
+        if context is not None:
+            xt[:, :, :5] = context
+        with torch.no_grad():
+            v = c.transformer(xt, timestep=sigma * 1000, encoder_hidden_states=states,
+                              enable_diffusion_forcing=True, return_dict=False, **sample_info)[0]
+        return float(((v - (noise - x0))[:, :, scored] ** 2).mean())
+
+    rows = [{"setting": name, **{k: loss(levels + [1.0] * 5, scored, states) for k, states in text.items()}}
+            for name, (levels, scored) in SETTINGS.items()]
+    frozen = x0[:, :, 4:5].expand(-1, -1, 5, -1, -1)
+    context_rows = [{"setting": f"block 1 at {sig}",
+                     "moving context": loss([0.0] * 5 + [sig] * 5, slice(5, 10), text["true caption"], x0[:, :, :5]),
+                     "frozen context": loss([0.0] * 5 + [sig] * 5, slice(5, 10), text["true caption"], frozen)}
+                    for sig in CONTEXT_SIGMAS]
     print(f"{'setting':<18}" + "".join(f"{k:>17}" for k in variants) + f"{'reversed/true':>15}")
     for r in rows:
         print(f"{r['setting']:<18}" + "".join(f"{r[k]:>17.4f}" for k in variants)
               + f"{r['motion reversed'] / r['true caption']:>15.3f}")
+    print(f"\n{'context (clean)':<18}{'moving context':>17}{'frozen context':>17}{'frozen/moving':>15}")
+    for r in context_rows:
+        print(f"{r['setting']:<18}{r['moving context']:>17.4f}{r['frozen context']:>17.4f}"
+              f"{r['frozen context'] / r['moving context']:>15.3f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "clips": len(captions), "rows": rows}, f, indent=2)
+            json.dump({"model": args.model, "clips": len(captions), "rows": rows, "context_rows": context_rows}, f,
+                      indent=2)
 
 
 if __name__ == "__main__":

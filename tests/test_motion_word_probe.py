@@ -37,4 +37,6 @@ def test_probe_runs_and_reports_every_setting(tiny_dir, tmp_path, probe):
     assert report["clips"] == 2 and [r["setting"] for r in report["rows"]] == list(probe.SETTINGS)
     for row in report["rows"]:
         assert all(row[k] > 0 for k in ("true caption", "motion reversed", "colour swapped"))
-    assert "reversed/true" in run.stdout
+    assert [r["setting"] for r in report["context_rows"]] == [f"block 1 at {s}" for s in probe.CONTEXT_SIGMAS]
+    assert all(r["moving context"] > 0 and r["frozen context"] > 0 for r in report["context_rows"])
+    assert "reversed/true" in run.stdout and "frozen/moving" in run.stdout
