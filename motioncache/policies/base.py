@@ -34,9 +34,6 @@ class WindowContext:
     def blocks(self) -> tuple[tuple[int, int], ...]:
         return self.window.blocks
 
-    def block_of_frame(self) -> torch.Tensor:
-        return self.window.block_of_frame()
-
 
 @dataclass
 class RowInput:

@@ -19,7 +19,7 @@ class NoCache:
 class FullWindowRunner(Runner):
     def predict(self, row: RowInput):
         c = self.ctx
-        ids = c.block_of_frame() if c.block_causal else None
+        ids = c.window.block_of_frame() if c.block_causal else None
         pred = c.denoiser.forward(self.expand(row.model_input), 0, row.frame_timesteps, c.text, c.fps_flag,
                                   block_ids=ids)
         return pred, 0

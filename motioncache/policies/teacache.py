@@ -57,7 +57,7 @@ class TeaCacheRunner(Runner):
                 compute.append(b)
         out = [None] * c.branches
         if compute:
-            ids = c.block_of_frame() if c.block_causal else None
+            ids = c.window.block_of_frame() if c.block_causal else None
             text = _branch_text(c.text, compute, c.branches)
             x_out = d.stack(x_in.expand(len(compute), -1, -1), proj, 0, c.hp, c.wp, text, block_ids=ids)
             for i, b in enumerate(compute):

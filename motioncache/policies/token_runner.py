@@ -40,7 +40,7 @@ class TokenRunner(Runner):
         self.store = TokenStore(cfg.num_layers, ctx.branches, frames * hw, cfg.num_attention_heads,
                                 cfg.attention_head_dim, d.dtype, device)
         self.token_frame = torch.arange(frames, device=device).repeat_interleave(hw)
-        self.token_block = ctx.block_of_frame().to(device)[self.token_frame]
+        self.token_block = ctx.window.block_of_frame().to(device)[self.token_frame]
         cos, sin = d.rotary(0, frames, ctx.hp, ctx.wp)
         self.cos, self.sin = cos.to(device), sin.to(device)
         self.committed = 0  # blocks whose final keys/values are in the stores
