@@ -85,30 +85,6 @@ def test_threshold_zero_equals_chunked(engine, policy):
     assert gen.counter.token_layer_reused == 0
 
 
-def test_block_causal_runs_equal_masked_attention_and_count_the_pairs_they_score():
-    g = torch.Generator().manual_seed(0)
-    hw, block_ids = 4, torch.tensor([0, 0, 1, 1, 1, 2])  # blocks of 2, 3, 1 frames
-    q, k, v = (torch.randn(2, 6 * hw, 3, 8, generator=g) for _ in range(3))
-    ids = block_ids.repeat_interleave(hw)
-    runs = QueryRuns.of_window(block_ids, 6, hw)
-
-    def masked(q, keys, mask):
-        o = F.scaled_dot_product_attention(q.transpose(1, 2), k[:, :keys].transpose(1, 2),
-                                           v[:, :keys].transpose(1, 2), attn_mask=mask)
-        return o.transpose(1, 2).flatten(2, 3)
-
-    assert torch.allclose(runs.attend(q, k, v), masked(q, 6 * hw, ids[:, None] >= ids[None, :]), atol=1e-6)
-    assert runs.pairs == hw * hw * (2 * 2 + 3 * 5 + 1 * 6)
-    assert QueryRuns.of_window(None, 6, hw).pairs == (6 * hw) ** 2
-    # chosen tokens from blocks 0 and 1 over the keys of blocks 0-1 (a selective call)
-    chosen = torch.tensor([1, 5, 9, 12, 17])
-    sub = QueryRuns.of_tokens(ids[chosen], ids[:5 * hw])
-    mask = ids[chosen][:, None] >= ids[:5 * hw][None, :]
-    assert torch.allclose(sub.attend(q[:, chosen], k[:, :5 * hw], v[:, :5 * hw]),
-                          masked(q[:, chosen], 5 * hw, mask), atol=1e-6)
-    assert sub.pairs == 2 * 2 * hw + 3 * 5 * hw
-
-
 @pytest.mark.parametrize("policy", ["motioncache", "flowcache"])
 def test_extrapolation_changes_reused_tokens_only(engine, policy):
     chunked, _ = generate(engine, "chunked")
