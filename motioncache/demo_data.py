@@ -228,6 +228,20 @@ def caption(scene: Scene) -> str:
     return text + f" over a {scene.background} background"
 
 
+# What a caption says about the main object and the background, as class indices (caption_labels): the demo
+# trainer teaches its text encoder to carry each of them in every token's state (demo_train_transformer.py).
+ATTRIBUTES = {"colour": tuple(OBJECT_COLORS), "shape": SHAPES, "motion": MOTIONS,
+              "background": tuple(BACKGROUND_COLORS)}
+
+
+def caption_labels(text: str) -> tuple[int, int, int, int]:
+    """(colour, shape, motion, background) indices into ATTRIBUTES of a caption written by `caption`."""
+    w = text.split()
+    motion = w[4] if w[3] == "moves" else "still"
+    values = (w[1], w[2], motion, w[-2])
+    return tuple(ATTRIBUTES[k].index(v) for k, v in zip(ATTRIBUTES, values))
+
+
 def make_example(seed: int, num_frames: int = 33, height: int = 128, width: int = 128,
                  split: str = "train") -> tuple[np.ndarray, str, Scene]:
     scene = sample_scene(np.random.default_rng(seed), split)

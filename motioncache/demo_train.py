@@ -96,6 +96,10 @@ class TrainConfig:
                                    # Forcing's and SkyReels-V2's training): a cleaner frame beside noisier ones
                                    # is where the motion word predicts most (scripts/motion_word_probe.py)
     caption_dropout: float = 0.1
+    text_attribute_loss: float = 0.0  # weight of a cross-entropy that makes every caption token's text state name
+                                      # the main object's colour, shape, motion and the background
+                                      # (TextAttributeHeads): without it the motion and shape words did not reach
+                                      # the transformer (docs/demo.md); 0 = off (the shipped recipe)
     object_loss_weight: float = 0.0  # extra weight on latent pixels the object covers. Keep 0: a weight that
                                      # depends on the target biases the optimum towards the object's colour
                                      # wherever the object might be (at high noise: everywhere), and samples
@@ -147,7 +151,7 @@ def tiny_config() -> TrainConfig:
                        dec_crop=8, dec_batch=1,
                        clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
                        ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
-                       long_every=2, warmup=1, defaults=dict(
+                       long_every=2, warmup=1, text_attribute_loss=0.3, defaults=dict(
                            num_frames=9, num_inference_steps=3, guidance_scale=4.0, ar_step=1, fps=8))
 
 

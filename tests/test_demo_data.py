@@ -62,6 +62,14 @@ def test_captions_use_vocabulary():
     assert 30 < seconds < 120  # roughly a quarter of scenes have a second object
 
 
+def test_caption_labels_name_the_main_object_and_the_background():
+    for seed in range(200):
+        scene = dd.sample_scene(np.random.default_rng(seed))
+        labels = dd.caption_labels(dd.caption(scene))
+        named = [dd.ATTRIBUTES[k][i] for k, i in zip(dd.ATTRIBUTES, labels)]
+        assert named == [scene.main.color, scene.main.shape, scene.main.motion, scene.background]
+
+
 def test_heldout_split():
     train, held = set(dd.SPLIT_COMBOS["train"]), set(dd.SPLIT_COMBOS["heldout"])
     assert not train & held and train | held == set(dd.COMBOS)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from motioncache.demo_train import TrainConfig, config_overrides, tiny_config, train
-from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, _tokenize, build_text_model, diffusion_forcing_loss,
-                                               sample_sigmas, use_padded_text_attention)
+from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, TextAttributeHeads, _tokenize, build_text_model,
+                                               diffusion_forcing_loss, sample_sigmas, use_padded_text_attention)
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
@@ -18,7 +18,7 @@ def test_tiny_training_resumes_and_the_model_generates(tmp_path):
     cfg = tiny_config()
     train(cfg, out, log=lambda m: None)
     first = torch.load(out / ".train" / "transformer.pt", weights_only=False)
-    assert first["step"] == cfg.tf_steps
+    assert first["step"] == cfg.tf_steps and cfg.text_attribute_loss > 0 and "text_heads" in first
 
     decoder_steps = lambda: torch.load(out / ".train" / "decoder.pt", weights_only=False)["step"]  # noqa: E731
     assert decoder_steps() == cfg.dec_steps + cfg.dec_whole_steps
@@ -38,6 +38,31 @@ def test_tiny_training_resumes_and_the_model_generates(tmp_path):
     chunks = list(Engine(c).generate(GenerationRequest(prompt="a red circle moves left over a grey background")))
     frames = np.concatenate([ch.frames for ch in chunks])
     assert frames.shape == (9, 32, 32, 3) and np.isfinite(frames).all()
+
+
+def test_text_attribute_heads_teach_every_token_state_the_whole_caption():
+    from motioncache.demo_data import caption, caption_labels, sample_scene
+
+    torch.manual_seed(0)
+    cfg = TrainConfig()
+    tokenizer, text_encoder, _ = build_text_model(cfg)
+    captions = [caption(sample_scene(np.random.default_rng(i))) for i in range(16)]
+    ids, mask = _tokenize(tokenizer, captions)
+    labels = torch.tensor([caption_labels(t) for t in captions])
+    keep = torch.ones(len(captions), dtype=torch.bool)
+    heads = TextAttributeHeads(cfg.text_dim)
+    assert float(heads.loss(text_encoder, ids, mask, labels, torch.zeros_like(keep))) == 0.0  # no caption, no loss
+    opt = torch.optim.AdamW(list(text_encoder.parameters()) + list(heads.parameters()), lr=3e-3)
+    first = float(heads.loss(text_encoder, ids, mask, labels, keep))
+    for _ in range(60):
+        opt.zero_grad()
+        heads.loss(text_encoder, ids, mask, labels, keep).backward()
+        opt.step()
+    assert float(heads.loss(text_encoder, ids, mask, labels, keep)) < 0.2 * first
+    with torch.no_grad():  # the motion is readable from every caption token, not only from its own word
+        states = text_encoder(ids, mask).last_hidden_state
+        motion = heads.heads[2](states).argmax(-1)  # [captions, tokens]
+    assert (motion == labels[:, 2:3])[mask.bool()].float().mean() > 0.9
 
 
 def test_resume_refuses_different_architecture(tmp_path):

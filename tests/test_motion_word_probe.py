@@ -26,6 +26,9 @@ def test_motion_word_is_reversed_and_nothing_else(probe):
     text = "a red circle moves up-left over a grey background"
     assert probe.edit(text, probe.OPPOSITE, 4) == "a red circle moves down-right over a grey background"
     assert probe.edit(text, probe.SWAP_COLOR, 1) == "a blue circle moves up-left over a grey background"
+    for name, (table, word) in probe.WORD_EDITS.items():  # every edit changes its own word into another valid one
+        edited = probe.edit(text, table, word).split()
+        assert edited[word] != text.split()[word] and sum(a != b for a, b in zip(edited, text.split())) == 1
 
 
 def test_probe_runs_and_reports_every_setting(tiny_dir, tmp_path, probe):
@@ -40,3 +43,7 @@ def test_probe_runs_and_reports_every_setting(tiny_dir, tmp_path, probe):
     assert [r["setting"] for r in report["context_rows"]] == [f"block 1 at {s}" for s in probe.CONTEXT_SIGMAS]
     assert all(r["moving context"] > 0 and r["frozen context"] > 0 for r in report["context_rows"])
     assert "reversed/true" in run.stdout and "frozen/moving" in run.stdout
+    layers = [r["layer"] for r in report["word_rows"]]
+    assert layers == [f"layer {i}" for i in range(len(layers))] and layers
+    for row in report["word_rows"]:  # a random text encoder spreads the colour word: that edit changes the output
+        assert row["colour swapped"] > 0 and all(row[k] >= 0 for k in probe.WORD_EDITS)
