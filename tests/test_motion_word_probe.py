@@ -47,3 +47,18 @@ def test_probe_runs_and_reports_every_setting(tiny_dir, tmp_path, probe):
     assert layers == [f"layer {i}" for i in range(len(layers))] and layers
     for row in report["word_rows"]:  # a random text encoder spreads the colour word: that edit changes the output
         assert row["colour swapped"] > 0 and all(row[k] >= 0 for k in probe.WORD_EDITS)
+
+
+def test_word_finetune_trial_runs_and_reports_the_probes(tiny_dir, tmp_path):
+    script = SCRIPT.parent / "word_finetune_trial.py"
+    out = tmp_path / "trial.json"
+    run = subprocess.run([sys.executable, str(script), "--model", str(tiny_dir), "--steps", "2", "--eval-every", "1",
+                          "--pool", "2", "--batch", "2", "--motions", "left,right", "--text-attribute-loss", "0.3",
+                          "--threads", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    history = json.loads(out.read_text())["history"]
+    assert [h["step"] for h in history] == [0, 1, 2]
+    for probe_name in ("minimal", "ordinary", "mirrored"):
+        for setting in ("frame 0 visible", "block 0.9"):
+            row = history[-1][f"{probe_name}, {setting}"]
+            assert row["true"] > 0 and row["reversed/true"] > 0
