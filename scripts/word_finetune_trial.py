@@ -9,6 +9,9 @@ Every `--eval-every` steps it prints, on fixed probe clips, the loss with the tr
 ratio reversed-motion-word / true: a model that uses the word scores clearly above 1.
 With `--motions right` (or any subset), `mirrored` probes are the same clips mirrored left-right (caption
 mirrored too): a model that learned one fixed shift scores them worse than the originals.
+`--free-start F` cuts every path to F of its length and draws its start anywhere in the frame, whatever the
+direction (the object may leave the frame): where the object starts then says nothing about where it goes, and
+only the word does (training data ties the two: docs/demo.md, "Where the object starts"). Probes too.
 
     .venv/bin/python scripts/word_finetune_trial.py --motions left,right --steps 1000 --json trial.json
 """
@@ -22,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from motioncache.demo_data import DIRECTIONS, caption, caption_labels, render, sample_scene
+from motioncache.demo_data import DIRECTIONS, SceneObject, caption, caption_labels, render, sample_scene
 from motioncache.demo_train_transformer import (TextAttributeHeads, _tokenize, cpu_has_bf16, encode_text,
                                                use_padded_text_attention)
 from motioncache.model_files import load_components
@@ -38,6 +41,13 @@ def edit_motion(text: str, table: dict) -> str:
     return " ".join(words)
 
 
+def free_start(obj: SceneObject, share: float, rng) -> SceneObject:
+    """The same object and direction, the path cut to `share`, the start anywhere in the frame."""
+    m = obj.size + 0.01
+    start = tuple(float(v) for v in rng.uniform(m, 1 - m, size=2))
+    return dataclasses.replace(obj, start=start, shift=tuple(share * d for d in obj.shift))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="models/demo")
@@ -50,6 +60,7 @@ def main() -> None:
     ap.add_argument("--motions", default="", help="comma-separated: train and probe only these motions")
     ap.add_argument("--motion-only", type=float, default=0.0, help="share of captions cut to 'moves DIRECTION'")
     ap.add_argument("--text-attribute-loss", type=float, default=0.0, help="as TrainConfig.text_attribute_loss")
+    ap.add_argument("--free-start", type=float, default=0.0, help="paths cut to this share, starts anywhere")
     ap.add_argument("--pool", type=int, default=256, help="clips per training pool")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
@@ -68,6 +79,8 @@ def main() -> None:
                 continue
             if minimal:
                 s = dataclasses.replace(s, objects=(s.main,), texture="none")
+            if args.free_start:
+                s = dataclasses.replace(s, objects=tuple(free_start(o, args.free_start, rng) for o in s.objects))
             video, text = render(s, 17), caption(s)
             if mirrored:
                 video, text = np.ascontiguousarray(video[:, :, ::-1]), edit_motion(text, MIRRORED)

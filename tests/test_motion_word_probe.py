@@ -1,23 +1,21 @@
-"""scripts/motion_word_probe.py: the caption edits it relies on, and a run on a tiny random model."""
-import importlib.util
+"""scripts/motion_word_probe.py and word_finetune_trial.py: the caption and path edits they rely on, and runs on a
+tiny random model."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from motioncache.demo_data import DIRECTIONS
+from motioncache.demo_data import DIRECTIONS, sample_scene
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "motion_word_probe.py"
 
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("motion_word_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def probe(load_script):
+    return load_script("motion_word_probe")
 
 
 def test_motion_word_is_reversed_and_nothing_else(probe):
@@ -54,6 +52,7 @@ def test_word_finetune_trial_runs_and_reports_the_probes(tiny_dir, tmp_path):
     out = tmp_path / "trial.json"
     run = subprocess.run([sys.executable, str(script), "--model", str(tiny_dir), "--steps", "2", "--eval-every", "1",
                           "--pool", "2", "--batch", "2", "--motions", "left,right", "--text-attribute-loss", "0.3",
+                          "--free-start", "0.5",
                           "--threads", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     history = json.loads(out.read_text())["history"]
@@ -62,3 +61,16 @@ def test_word_finetune_trial_runs_and_reports_the_probes(tiny_dir, tmp_path):
         for setting in ("frame 0 visible", "block 0.9"):
             row = history[-1][f"{probe_name}, {setting}"]
             assert row["true"] > 0 and row["reversed/true"] > 0
+
+
+def test_free_start_keeps_the_direction_and_draws_the_start_anywhere(load_script):
+    trial = load_script("word_finetune_trial")
+    rng = np.random.default_rng(0)
+    starts = []
+    for _ in range(200):
+        main = sample_scene(rng).main
+        if main.motion == "right":
+            moved = trial.free_start(main, 0.5, rng)
+            assert moved.shift == (0.5 * main.shift[0], 0.0) and moved.motion == "right"
+            starts.append(moved.start[0])
+    assert min(starts) < 0.3 and max(starts) > 0.7  # a right-mover may now start on the right
