@@ -42,15 +42,32 @@ VOCABULARY = sorted({"a", "small", "and", "moves", "stays", "still", "over", "ba
 
 MAIN_SIZE = (12 / 128, 15 / 128)     # half-extent, fraction of min(H, W): 3-4 latent pixels across
 SECOND_SIZE = (4 / 128, 5.5 / 128)   # always clearly smaller than the main object
-# Per-axis displacement over the clip: long enough that no pixel is covered for half of the frames
-# (so the temporal median is pure background) yet short enough to stay fully in view.
-AXIS_SHIFT = (0.55, 0.72)            # a pixel on the path is covered < 45% of the clip (evaluator median)
-DIAG_SHIFT = (0.50, 0.62)
 TEXTURE_AMPLITUDE = (8.0, 16.0)      # brightness offset; stays well below the evaluator's thresholds
 SECOND_OBJECT_PROB = 0.25
 HELDOUT_PERCENT = 15
 SPLIT_SALT = "0"  # chosen so every (color, shape), (color, motion) and (shape, motion) pair is trained
 SUPERSAMPLE = 4                      # anti-aliased edges look more like real (VAE-decoded) video
+
+
+@dataclass(frozen=True)
+class PathStyle:
+    """Per-axis displacement over the clip (fractions of the frame), and how near the edge a moving object's
+    centre may come, as a multiple of its half-extent (None: the whole shape stays in view)."""
+    axis_shift: tuple[float, float]
+    diag_shift: tuple[float, float]
+    edge_margin: float | None
+
+
+PATH_STYLES = {
+    # Long enough that no pixel is covered for half of the clip (the evaluator's temporal median is pure
+    # background), short enough to stay in view. But then the start gives the direction away: every
+    # right-mover starts in the left fifth, every left-mover in the right fifth (docs/demo.md).
+    "long": PathStyle((0.55, 0.72), (0.50, 0.62), None),
+    # Starts decoupled from the direction: every start in the middle half of the frame occurs with every
+    # direction; up to a quarter of a moving object may leave the frame. Still longer than an object is wide
+    # (the evaluator's two-ends background).
+    "short": PathStyle((0.30, 0.40), (0.26, 0.34), 0.5),
+}
 
 
 @dataclass(frozen=True)
@@ -89,14 +106,16 @@ COMBOS = [(c, s, m) for c in OBJECT_COLORS for s in SHAPES for m in MOTIONS]
 SPLIT_COMBOS = {sp: [k for k in COMBOS if split_of(*k) == sp] for sp in ("train", "heldout")}
 
 
-def _sample_object(rng, combo, size_range) -> SceneObject:
+def _sample_object(rng, combo, size_range, paths: str = "long") -> SceneObject:
     color, shape, motion = combo
+    style = PATH_STYLES[paths]
     size = float(rng.uniform(*size_range))
     ux, uy = DIRECTIONS.get(motion, (0, 0))
-    mag = float(rng.uniform(*(DIAG_SHIFT if ux and uy else AXIS_SHIFT)))
+    mag = float(rng.uniform(*(style.diag_shift if ux and uy else style.axis_shift)))
     shift = (ux * mag, uy * mag)
-    m = size + 0.01  # margin keeps the whole shape inside the frame along the path
-    start = tuple(float(rng.uniform(max(m, m - d), min(1 - m, 1 - m - d))) for d in shift)
+    # The whole shape stays in view, except along a moving axis where the style lets it touch the edge.
+    margins = [size * style.edge_margin if d and style.edge_margin is not None else size + 0.01 for d in shift]
+    start = tuple(float(rng.uniform(max(m, m - d), min(1 - m, 1 - m - d))) for d, m in zip(shift, margins))
     return SceneObject(shape, color, motion, size, start, shift)
 
 
@@ -105,22 +124,22 @@ def _path(obj: SceneObject, n: int = 17) -> np.ndarray:
     return np.asarray(obj.start) + t * np.asarray(obj.shift)
 
 
-def _sample_second(rng, main: SceneObject) -> SceneObject | None:
+def _sample_second(rng, main: SceneObject, paths: str) -> SceneObject | None:
     """Smaller object from a training combination whose swept path never touches the main one's."""
     want_still = rng.random() < 0.5
     cands = [k for k in SPLIT_COMBOS["train"] if k[0] != main.color and (k[2] == "still") == want_still]
     for _ in range(100):
-        obj = _sample_object(rng, cands[rng.integers(len(cands))], SECOND_SIZE)
+        obj = _sample_object(rng, cands[rng.integers(len(cands))], SECOND_SIZE, paths)
         gap = np.linalg.norm(_path(main)[:, None] - _path(obj)[None], axis=-1).min()
         if gap > (main.size + obj.size) * np.sqrt(2) + 0.03:
             return obj
     return None
 
 
-def sample_scene(rng: np.random.Generator, split: str = "train") -> Scene:
+def sample_scene(rng: np.random.Generator, split: str = "train", paths: str = "long") -> Scene:
     combos = SPLIT_COMBOS[split]
-    main = _sample_object(rng, combos[rng.integers(len(combos))], MAIN_SIZE)
-    second = _sample_second(rng, main) if rng.random() < SECOND_OBJECT_PROB else None
+    main = _sample_object(rng, combos[rng.integers(len(combos))], MAIN_SIZE, paths)
+    second = _sample_second(rng, main, paths) if rng.random() < SECOND_OBJECT_PROB else None
     texture = TEXTURES[0] if rng.random() < 0.2 else TEXTURES[rng.integers(1, len(TEXTURES))]
     # Textured part covers at most ~55% of the frame, so the dominant colour stays the flat base colour.
     w = float(rng.uniform(0.35, 0.8))
@@ -243,13 +262,13 @@ def caption_labels(text: str) -> tuple[int, int, int, int]:
 
 
 def make_example(seed: int, num_frames: int = 33, height: int = 128, width: int = 128,
-                 split: str = "train") -> tuple[np.ndarray, str, Scene]:
-    scene = sample_scene(np.random.default_rng(seed), split)
+                 split: str = "train", paths: str = "long") -> tuple[np.ndarray, str, Scene]:
+    scene = sample_scene(np.random.default_rng(seed), split, paths)
     return render(scene, num_frames, height, width), caption(scene), scene
 
 
-def heldout_captions(n: int = 50, seed: int = 12345) -> list[tuple[str, Scene]]:
+def heldout_captions(n: int = 50, seed: int = 12345, paths: str = "long") -> list[tuple[str, Scene]]:
     """n (caption, scene) pairs whose main (color, shape, motion) never occurs in training."""
     rng = np.random.default_rng(seed)
-    scenes = [sample_scene(rng, "heldout") for _ in range(n)]
+    scenes = [sample_scene(rng, "heldout", paths) for _ in range(n)]
     return [(caption(s), s) for s in scenes]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .demo_data import heldout_captions
+from .demo_data import PATH_STYLES, heldout_captions
 from .demo_train_data import encode_data
 from .demo_train_transformer import train_transformer
 from .demo_train_vae import build_vae, train_decoder, train_vae
@@ -74,6 +74,7 @@ class TrainConfig:
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
     long_clips: int = 20         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
+    paths: str = "long"          # demo_data.PATH_STYLES; "short" draws starts whatever the direction (docs/demo.md)
     # transformer + text encoder (phase 3)
     heads: int = 3
     head_dim: int = 64
@@ -140,6 +141,8 @@ def config_overrides(pairs: list[str]) -> dict:
                 out[key] = tuple(int(v) for v in value.split(",") if v) if kind is tuple else kind(value)
         except ValueError:
             raise ValueError(f"--set {pair}: {key} takes a {kind.__name__}") from None
+    if out.get("paths", "long") not in PATH_STYLES:
+        raise ValueError(f"--set paths={out['paths']}: choose one of {', '.join(PATH_STYLES)}")
     return out
 
 
@@ -160,7 +163,9 @@ def _check_config(cfg: TrainConfig, state: Path) -> None:
     current = json.loads(json.dumps(dataclasses.asdict(cfg)))
     if saved_file.is_file():
         saved = json.loads(saved_file.read_text())
-        diff = [k for k in current if k not in RESUMABLE_OPTIONS and saved.get(k) != current[k]]
+        # an option added after the checkpoint was made counts as its default
+        defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
+        diff = [k for k in current if k not in RESUMABLE_OPTIONS and saved.get(k, defaults[k]) != current[k]]
         if diff:
             raise ValueError(f"options {', '.join(diff)} differ from the checkpoint in {state}; "
                              "rerun with the same options or use another --out")

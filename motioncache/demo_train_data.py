@@ -32,7 +32,7 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
         while len(data[kind]) < count:
             i = len(data[kind])
             video, text, scene = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i,
-                                              frames, cfg.height, cfg.width)
+                                              frames, cfg.height, cfg.width, paths=cfg.paths)
             with torch.no_grad():
                 data[kind].append(vae.encode(to_tensor(video)[None]).latent_dist.mode()[0].half())
             data[f"{kind}_captions"].append(text)

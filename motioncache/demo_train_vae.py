@@ -67,7 +67,7 @@ def _crops(cfg: TrainConfig, rng, frames: int, batch: int, crop: int) -> torch.T
     crop = min(crop, cfg.height, cfg.width)
     clips = []
     for _ in range(batch):
-        video, _, scene = make_example(int(rng.integers(2**31)), cfg.clip_frames, cfg.height, cfg.width)
+        video, _, scene = make_example(int(rng.integers(2**31)), cfg.clip_frames, cfg.height, cfg.width, paths=cfg.paths)
         t = int(rng.integers(0, cfg.clip_frames - frames + 1))
         o, u = scene.main, (t + frames / 2) / (cfg.clip_frames - 1)
         cx = (o.start[0] + u * o.shift[0]) * cfg.width + rng.uniform(-crop / 3, crop / 3)

@@ -1,7 +1,11 @@
 """Procedural evaluator for the moving-shapes demo (no learned metrics).
 
 Heuristics, all tolerant to blur, noise and slight colour shifts of generated video:
-- Static background = per-pixel temporal median (a moving object covers any pixel for < half the clip).
+- Static background: the per-pixel temporal median, except where an object covers a pixel for more than
+  half of the clip (the middle of a short path): there the "two ends" value, the median of the first
+  END_SHARE of the frames or that of the last, whichever is nearer the dominant colour (the whole video's
+  median colour). A moving object has left its start by the end (demo paths are longer than the object is
+  wide), so one end shows the background; a still object is in both ends and stays in the background.
 - Moving object: per frame, the largest connected region whose RGB distance to that background exceeds
   DIFF_THRESHOLD; its centroid track gives the direction (robust Theil-Sen slope over frames).
 - Still object: it is part of the median image, so instead take the largest region of the median image
@@ -18,6 +22,7 @@ Heuristics, all tolerant to blur, noise and slight colour shifts of generated vi
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +30,7 @@ from motioncache.demo_data import OBJECT_COLORS
 
 DIFF_THRESHOLD = 45.0      # demo objects differ from every background by >= 120 (RGB distance)
 SALIENT_THRESHOLD = 70.0   # above any texture's deviation from the base colour (<= 16 * sqrt(3) * 2)
+END_SHARE = 0.15           # frames at each end of the clip that give the two-ends background
 STILL_FRACTION = 0.1       # displacement below this fraction of the frame counts as "still"
 SQUARE_FILL, CIRCLE_FILL = 0.89, 0.66  # fill-ratio boundaries between square / circle / triangle
 SECTORS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
@@ -108,7 +114,7 @@ def _theil_sen(t: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.median((c[j] - c[i]) / (t[j] - t[i])[:, None], axis=0)
 
 
-def _temporal_median(v: np.ndarray) -> np.ndarray:
+def _median(v: np.ndarray) -> np.ndarray:
     """np.median(v, axis=0), about twice as fast via partition."""
     f = v.shape[0]
     flat = v.reshape(f, -1)
@@ -118,18 +124,30 @@ def _temporal_median(v: np.ndarray) -> np.ndarray:
     return ((part[f // 2 - 1] + part[f // 2]) / 2).reshape(v.shape[1:])
 
 
+def _background(v: np.ndarray, dominant: np.ndarray) -> np.ndarray:
+    """The temporal median (steadiest where nothing moves), with the two-ends value where the median still
+    shows an object the two ends do not."""
+    k = max(1, round(END_SHARE * v.shape[0]))
+    first, last = _median(v[:k]), _median(v[-k:])
+    d_first, d_last = (np.linalg.norm(x - dominant, axis=-1) for x in (first, last))
+    ends = np.where((d_first <= d_last)[..., None], first, last)
+    median = _median(v)
+    ghost = np.linalg.norm(median - dominant, axis=-1) - np.minimum(d_first, d_last) > DIFF_THRESHOLD
+    return np.where(ghost[..., None], ends, median)
+
+
 def analyze_video(frames: np.ndarray) -> dict:
     """Predict the main object's colour, shape and direction, plus background flicker, from [F, H, W, 3]."""
     v = np.asarray(frames, np.float32)
     f, h, w, _ = v.shape
     min_area = max(12.0, 0.0015 * h * w)
-    bg = _temporal_median(v)
+    dominant = np.median(v[::4].reshape(-1, 3), axis=0)
+    bg = _background(v, dominant)
     diff = np.linalg.norm(v - bg, axis=-1) > DIFF_THRESHOLD
     moving, m_areas = _largest_regions(diff)
     present = m_areas >= min_area
     m_area = float(np.median(m_areas[present])) if present.sum() >= max(f / 2, 2) else 0.0
     present &= np.abs(np.log(np.maximum(m_areas, 1) / max(m_area, 1))) < np.log(2)  # drop e.g. flash frames
-    dominant = np.median(bg.reshape(-1, 3), axis=0)
     salient = np.linalg.norm(bg - dominant, axis=-1) > SALIENT_THRESHOLD
     still, s_area = _largest_regions(salient[None])
     s_area = float(s_area[0])
@@ -257,6 +275,8 @@ def cmd_evaluate(args) -> None:
     overrides = {k: v for k, v in (("num_frames", args.num_frames), ("num_inference_steps", args.steps),
                                    ("guidance_scale", args.guidance_scale), ("shift", args.shift),
                                    ("ar_step", args.ar_step)) if v is not None}
+    if args.save_videos:
+        Path(args.save_videos).mkdir(parents=True, exist_ok=True)
     engine = load_engine(args.model, args.device, args.dtype)
     policies = ["none"] + ([args.compare_cache] if args.compare_cache else [])
     videos: dict[str, list[np.ndarray]] = {p: [] for p in policies}
@@ -273,6 +293,9 @@ def cmd_evaluate(args) -> None:
             pred = analyze_video(videos["none"][-1])
             items.append({"caption": text, "seed": seed, "truth": _truth(scene),
                           "prediction": {k: pred[k] for k in (*FIELDS, "fill", "flicker")}})
+            if args.save_videos:  # so a changed evaluator can judge the same videos again
+                items[-1]["video"] = str(Path(args.save_videos) / f"{i:03d}_seed{seed}.npz")
+                np.savez_compressed(items[-1]["video"], frames=videos["none"][-1])
         if not args.quiet:
             print(f"[{i + 1}/{len(pairs)}] {time.perf_counter() - started:.0f}s {text}", file=sys.stderr, flush=True)
     result = evaluate(zip(videos["none"], scenes))
@@ -304,6 +327,8 @@ def register(subparsers) -> None:
                         "(the ceiling for generated videos)")
     p.add_argument("--compare-cache", metavar="POLICY", help="also generate with this cache policy and report "
                    "how often its predictions agree with the uncached ones")
+    p.add_argument("--save-videos", metavar="DIR", help="also write each (uncached) video as DIR/NNN_seedS.npz "
+                   "(uint8 frames [F, H, W, 3]); the JSON's videos name them")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--quiet", action="store_true")

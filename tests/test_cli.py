@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from motioncache.evaluate import analyze_video
 from motioncache.video_io import decode_video
 
 CLI = [sys.executable, "-m", "motioncache.cli"]
@@ -120,7 +121,7 @@ def test_make_tiny_model_takes_the_text_width(tmp_path):
 def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_path):
     common = ["evaluate", "--model", str(tiny_dir), "--n", "2", "--num-frames", "9", "--quiet"]
     gen, rec = tmp_path / "gen.json", tmp_path / "rec.json"
-    p = run(*common, "--steps", "2", "--json", str(gen))
+    p = run(*common, "--steps", "2", "--json", str(gen), "--save-videos", str(tmp_path / "videos"))
     assert p.returncode == 0, p.stderr
     p = run(*common, "--source", "reconstructed", "--json", str(rec))
     assert p.returncode == 0, p.stderr
@@ -128,5 +129,9 @@ def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_pa
     assert g["source"] == "generated" and r["source"] == "reconstructed"
     assert r["result"]["n"] == g["result"]["n"] == 2 and "color=" in p.stdout
     assert [v["caption"] for v in r["videos"]] == [v["caption"] for v in g["videos"]]  # the same held-out scenes
+    for item in g["videos"]:  # saved videos are judged exactly as they were when generated
+        frames = np.load(item["video"])["frames"]
+        assert frames.dtype == np.uint8 and frames.shape[0] == 9
+        assert analyze_video(frames)["flicker"] == item["prediction"]["flicker"]
     bad = run(*common, "--source", "reconstructed", "--compare-cache", "chunked")
     assert bad.returncode == 2 and "--source generated" in bad.stderr and "Traceback" not in bad.stderr

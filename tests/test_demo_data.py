@@ -34,6 +34,14 @@ def ground_truth():
     return [(dd.render(s, 33), s) for s in scenes]
 
 
+def test_evaluator_on_short_paths():
+    """Objects cover the middle of a short path for most of the clip: the temporal median alone keeps them."""
+    scenes = [dd.sample_scene(np.random.default_rng(300 + i), paths="short") for i in range(N_PER_SPLIT)]
+    res = ev.evaluate((dd.render(s, 33), s) for s in scenes)
+    print("short paths", ev.format_report(res))
+    assert res["color_acc"] >= 0.95 and res["shape_acc"] >= 0.90 and res["direction_acc"] >= 0.95
+
+
 def test_deterministic():
     f1, c1, s1 = dd.make_example(42)
     f2, c2, s2 = dd.make_example(42)
@@ -86,9 +94,11 @@ def test_heldout_split():
         assert cap == dd.caption(scene)
 
 
-def test_background_static_and_objects_in_view():
+@pytest.mark.parametrize("paths", ["long", "short"])
+def test_background_static_and_objects_in_view(paths):
+    margin = dd.PATH_STYLES[paths].edge_margin
     for seed in range(20):
-        frames, _, scene = dd.make_example(seed, num_frames=17)
+        frames, _, scene = dd.make_example(seed, num_frames=17, paths=paths)
         bg = dd.render(dataclasses.replace(scene, objects=()), 1)[0]
         yy, xx = np.mgrid[0:128, 0:128] + 0.5
         for f, frame in enumerate(frames):
@@ -97,9 +107,25 @@ def test_background_static_and_objects_in_view():
             for o in scene.objects:
                 cx, cy = (np.asarray(o.start) + t * np.asarray(o.shift)) * 128
                 r = o.size * 128
-                assert r <= cx <= 128 - r and r <= cy <= 128 - r  # whole shape in view
+                for c, d in ((cx, o.shift[0]), (cy, o.shift[1])):
+                    m = r * margin if d and margin is not None else r  # "short": a quarter may leave
+                    assert m - 1e-6 <= c <= 128 - m + 1e-6
                 near |= (np.abs(xx - cx) <= r + 1) & (np.abs(yy - cy) <= r + 1)
             assert np.array_equal(frame[~near], bg[~near])
+
+
+def test_short_paths_start_anywhere_whatever_the_direction():
+    def starts(paths, motion):
+        mains = (dd.sample_scene(np.random.default_rng(seed), paths=paths).main for seed in range(3000))
+        return np.asarray([m.start[0] for m in mains if m.motion == motion])
+
+    near = lambda xs, x: (np.abs(xs - x) < 0.05).sum()  # noqa: E731
+    for x in (0.4, 0.5, 0.6):  # the middle of the frame is a start for both directions ...
+        assert near(starts("short", "left"), x) >= 10 and near(starts("short", "right"), x) >= 10
+    assert near(starts("long", "left"), 0.5) == near(starts("long", "right"), 0.5) == 0  # ... not with long paths
+    for o in (dd.sample_scene(np.random.default_rng(seed), paths="short").main for seed in range(300)):
+        if o.motion != "still":  # the object ends away from where it started: the evaluator's two ends differ
+            assert np.hypot(*o.shift) > 2 * o.size
 
 
 def test_evaluator_on_ground_truth(ground_truth):

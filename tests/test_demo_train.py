@@ -71,6 +71,15 @@ def test_resume_refuses_different_architecture(tmp_path):
     cfg.layers = 2
     with pytest.raises(ValueError, match="layers"):
         train(cfg, tmp_path / "m", log=lambda m: None)
+    saved = tmp_path / "m" / ".train" / "config.json"  # a checkpoint from before an option existed ...
+    old = json.loads(saved.read_text())
+    del old["paths"]
+    saved.write_text(json.dumps(old))
+    cfg.layers = tiny_config().layers
+    train(cfg, tmp_path / "m", stop_after="vae", log=lambda m: None)  # ... resumes with its default
+    cfg.paths = "short"
+    with pytest.raises(ValueError, match="paths"):
+        train(cfg, tmp_path / "m", log=lambda m: None)
 
 
 def test_diffusion_forcing_noise_levels_per_block_or_per_frame():
@@ -176,6 +185,9 @@ def test_config_overrides_are_typed_and_checked():
     assert config_overrides(["vae_frame_local=0"]) == {"vae_frame_local": False}
     with pytest.raises(ValueError, match="vae_frame_local takes a bool"):
         config_overrides(["vae_frame_local=yes please"])
+    assert config_overrides(["paths=short"]) == {"paths": "short"}
+    with pytest.raises(ValueError, match="choose one of long, short"):
+        config_overrides(["paths=wiggly"])
 
 
 def test_padded_text_attention_equals_attention_over_all_padding():
