@@ -116,6 +116,10 @@ class TrainConfig:
         # speedup (docs/benchmarks.md); the built-in 0.1 saves 5% more compute for ~1.3 dB less
         cache_presets={"motioncache": {"slow": {"threshold": 0.095}}}))
 
+    def __post_init__(self):
+        if self.paths not in PATH_STYLES:
+            raise ValueError(f"paths={self.paths}: choose one of {', '.join(PATH_STYLES)}")
+
 
 # Options that may change between a run and its resume (they do not change what was already computed).
 # The decoder options qualify because the encoder is frozen then: the latents the transformer learns are the same.
@@ -141,8 +145,7 @@ def config_overrides(pairs: list[str]) -> dict:
                 out[key] = tuple(int(v) for v in value.split(",") if v) if kind is tuple else kind(value)
         except ValueError:
             raise ValueError(f"--set {pair}: {key} takes a {kind.__name__}") from None
-    if out.get("paths", "long") not in PATH_STYLES:
-        raise ValueError(f"--set paths={out['paths']}: choose one of {', '.join(PATH_STYLES)}")
+    TrainConfig(**out)  # checks the values, e.g. a path style that does not exist
     return out
 
 
@@ -160,11 +163,13 @@ def tiny_config() -> TrainConfig:
 
 def _check_config(cfg: TrainConfig, state: Path) -> None:
     saved_file = state / "config.json"
-    current = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    def as_json(c: TrainConfig) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(c)))
+
+    current = as_json(cfg)
     if saved_file.is_file():
         saved = json.loads(saved_file.read_text())
-        # an option added after the checkpoint was made counts as its default
-        defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
+        defaults = as_json(TrainConfig())  # an option added after the checkpoint was made counts as its default
         diff = [k for k in current if k not in RESUMABLE_OPTIONS and saved.get(k, defaults[k]) != current[k]]
         if diff:
             raise ValueError(f"options {', '.join(diff)} differ from the checkpoint in {state}; "

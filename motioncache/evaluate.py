@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motioncache.demo_data import OBJECT_COLORS
+from motioncache.demo_data import OBJECT_COLORS, PATH_STYLES
 
 DIFF_THRESHOLD = 45.0      # demo objects differ from every background by >= 120 (RGB distance)
 SALIENT_THRESHOLD = 70.0   # above any texture's deviation from the base colour (<= 16 * sqrt(3) * 2)
@@ -282,7 +282,7 @@ def cmd_evaluate(args) -> None:
     videos: dict[str, list[np.ndarray]] = {p: [] for p in policies}
     scenes, items, started = [], [], time.perf_counter()
     recon_frames = args.num_frames or engine.c.defaults.get("num_frames", 33)
-    pairs = heldout_captions(args.n)
+    pairs = heldout_captions(args.n, paths=args.paths)
     for i, (text, scene) in enumerate(pairs):
         for seed in range(args.seeds):
             for p in policies:
@@ -327,6 +327,8 @@ def register(subparsers) -> None:
                         "(the ceiling for generated videos)")
     p.add_argument("--compare-cache", metavar="POLICY", help="also generate with this cache policy and report "
                    "how often its predictions agree with the uncached ones")
+    p.add_argument("--paths", choices=list(PATH_STYLES), default="long",
+                   help="path style the held-out scenes are drawn with (demo_data.PATH_STYLES; the captions differ)")
     p.add_argument("--save-videos", metavar="DIR", help="also write each (uncached) video as DIR/NNN_seedS.npz "
                    "(uint8 frames [F, H, W, 3]); the JSON's videos name them")
     p.add_argument("--device", default="cpu")

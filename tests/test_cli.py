@@ -133,5 +133,7 @@ def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_pa
         frames = np.load(item["video"])["frames"]
         assert frames.dtype == np.uint8 and frames.shape[0] == 9
         assert analyze_video(frames)["flicker"] == item["prediction"]["flicker"]
+    short = run(*common, "--source", "reconstructed", "--paths", "short")
+    assert short.returncode == 0 and "n=2" in short.stdout, short.stderr
     bad = run(*common, "--source", "reconstructed", "--compare-cache", "chunked")
     assert bad.returncode == 2 and "--source generated" in bad.stderr and "Traceback" not in bad.stderr
