@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,6 +67,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
+    ap.add_argument("--save", help="write the fine-tuned model here (a copy of --model with the new weights)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -167,6 +170,20 @@ def main() -> None:
             if args.json:
                 with open(args.json, "w") as f:
                     json.dump({"args": vars(args), "history": history}, f, indent=1)
+    if args.save:
+        save(args.model, args.save, tr, te)
+
+
+def save(model: str, out: str, transformer, text_encoder) -> None:
+    """A copy of `model` with the fine-tuned (raw, not averaged) transformer and text encoder weights."""
+    from diffusers.models.transformers.transformer_skyreels_v2 import SkyReelsV2AttnProcessor
+
+    shutil.copytree(model, out, dirs_exist_ok=True)
+    for block in transformer.blocks:
+        block.attn2.set_processor(SkyReelsV2AttnProcessor())  # the training-only processor is not part of the model
+    transformer.eval().save_pretrained(Path(out) / "transformer")
+    text_encoder.eval().save_pretrained(Path(out) / "text_encoder")
+    print(f"saved {out}", flush=True)
 
 
 if __name__ == "__main__":
