@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from motioncache.demo_data import DIRECTIONS, sample_scene
+from motioncache.model_files import load_components
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "motion_word_probe.py"
 
@@ -53,7 +55,8 @@ def test_word_finetune_trial_runs_and_reports_the_probes(tiny_dir, tmp_path):
     run = subprocess.run([sys.executable, str(script), "--model", str(tiny_dir), "--steps", "2", "--eval-every", "1",
                           "--pool", "2", "--batch", "2", "--motions", "left,right", "--text-attribute-loss", "0.3",
                           "--free-start", "0.5",
-                          "--threads", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+                          "--threads", "1", "--json", str(out), "--save", str(tmp_path / "tuned")],
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     history = json.loads(out.read_text())["history"]
     assert [h["step"] for h in history] == [0, 1, 2]
@@ -61,6 +64,11 @@ def test_word_finetune_trial_runs_and_reports_the_probes(tiny_dir, tmp_path):
         for setting in ("frame 0 visible", "block 0.9"):
             row = history[-1][f"{probe_name}, {setting}"]
             assert row["true"] > 0 and row["reversed/true"] > 0
+    # --save: a model directory the engine loads, with the fine-tuned weights and everything else as it was
+    before, after = load_components(tiny_dir), load_components(tmp_path / "tuned")
+    changed = [not torch.equal(a, b) for a, b in zip(before.transformer.parameters(), after.transformer.parameters())]
+    assert any(changed)
+    assert all(torch.equal(a, b) for a, b in zip(before.vae.parameters(), after.vae.parameters()))
 
 
 def test_free_start_keeps_the_direction_and_draws_the_start_anywhere(load_script):
