@@ -97,7 +97,8 @@ class Denoiser:
             proj = proj + self.model.fps_projection(self.model.fps_embedding(fps)).unflatten(1, (6, -1))
         return temb, proj
 
-    def rotary(self, f0: int, f1: int, hp: int, wp: int):
+    def rotary(self, f0: int, f1: int, hp: int, wp: int) -> torch.Tensor:
+        """RoPE of frames [f0, f1) on an hp x wp grid as unit complex numbers [1, tokens, 1, head_dim / 2]."""
         rope = self.model.rope
         cos = rope.freqs_cos.split(self._rope_parts, dim=1)
         sin = rope.freqs_sin.split(self._rope_parts, dim=1)
@@ -109,8 +110,8 @@ class Denoiser:
             w = parts[2][:wp].view(1, 1, wp, -1).expand(nf, hp, wp, -1)
             return torch.cat([t, h, w], dim=-1).reshape(1, nf * hp * wp, 1, -1).float()
 
-        c, s = grid(cos), grid(sin)
-        return c[..., 0::2], s[..., 1::2]
+        # diffusers stores each pair's cos/sin twice (interleaved); one per pair is the rotation
+        return torch.complex(grid(cos)[..., 0::2], grid(sin)[..., 1::2])
 
     # -- the forward ----------------------------------------------------------------------
     def embed(self, latents: torch.Tensor) -> torch.Tensor:
@@ -156,24 +157,23 @@ class Denoiser:
         b, lq, _ = x.shape
         hw = hp * wp
         nf = lq // hw
-        cos, sin = self.rotary(frame_offset, frame_offset + nf, hp, wp)
-        cos, sin = cos.to(x.device), sin.to(x.device)
+        freqs = self.rotary(frame_offset, frame_offset + nf, hp, wp).to(x.device)
         runs = QueryRuns.of_window(block_ids, nf, hw)
         for layer, block in enumerate(self.model.blocks):
             e = (block.scale_shift_table[0][:, None, None, :] + proj.float().transpose(0, 1)[:, :, None, :])
-            x = self._self_attention(block, x, e, cos, sin, runs, b, nf, hw)
+            x = self._self_attention(block, x, e, freqs, runs, b, nf, hw)
             x = self._cross_attention_and_ffn(block, x, e, text.kv[layer], text.bias, b, nf, hw)
         self._count(b, lq, runs.pairs, text.tokens)
         return x
 
     @torch.no_grad()
-    def selective(self, x, token_index, token_frame, token_block, proj, cos, sin, store, key_blocks,
+    def selective(self, x, token_index, token_frame, token_block, proj, freqs, store, key_blocks,
                   text: TextContext, rows: list[int] | None = None):
         """All transformer blocks for an arbitrary subset of a window's tokens.
 
         x: [R, n, dim] the chosen tokens' input states for R CFG branches (`rows` of the store, None = all);
         token_index: their positions in the window (sorted); token_frame / token_block: their frame and
-        causal block; proj: [F_window, 6, dim] per-frame modulation; cos/sin: RoPE of the chosen tokens.
+        causal block; proj: [F_window, 6, dim] per-frame modulation; freqs: RoPE of the chosen tokens.
         Their fresh keys/values are written into `store` (per layer [branches, window_tokens, heads,
         head_dim]) and they attend over the store's first len(key_blocks) tokens, block-causally. Tokens not
         chosen keep the keys/values they had.
@@ -183,7 +183,7 @@ class Denoiser:
         if pad:  # repeat the last token: same inputs, same keys/values written twice, extra outputs dropped
             p = torch.cat([torch.arange(chosen), torch.full((pad,), chosen - 1)]).to(token_index.device)
             x, token_index, token_frame, token_block = x[:, p], token_index[p], token_frame[p], token_block[p]
-            cos, sin = cos[:, p], sin[:, p]
+            freqs = freqs[:, p]
         n, keys = x.shape[1], len(key_blocks)
         runs = QueryRuns.of_tokens(token_block, key_blocks)
         first = int(token_index[0])
@@ -196,8 +196,8 @@ class Denoiser:
             e = block.scale_shift_table[0][:, None, :] + e_tok
             a = block.attn1
             h = (block.norm1(x.float()) * (1 + e[1]) + e[0]).type_as(x)
-            q = rope_apply(a.norm_q(a.to_q(h)).unflatten(2, (self.heads, -1)), cos, sin)
-            k = rope_apply(a.norm_k(a.to_k(h)).unflatten(2, (self.heads, -1)), cos, sin)
+            q = rope_apply(a.norm_q(a.to_q(h)).unflatten(2, (self.heads, -1)), freqs)
+            k = rope_apply(a.norm_k(a.to_k(h)).unflatten(2, (self.heads, -1)), freqs)
             v = a.to_v(h).unflatten(2, (self.heads, -1))
             k_store, v_store = store.k[layer], store.v[layer]
             if rows is None:
@@ -231,11 +231,11 @@ class Denoiser:
     def _gated(self, x, y, gate, b, nf, hw):
         return (x.float().view(b, nf, hw, -1) + y.float().view(b, nf, hw, -1) * gate).view(b, nf * hw, -1).type_as(x)
 
-    def _self_attention(self, block, x, e, cos, sin, runs, b, nf, hw):
+    def _self_attention(self, block, x, e, freqs, runs, b, nf, hw):
         a = block.attn1
         n = self._modulated(block.norm1, x, e[0], e[1], b, nf, hw)
-        q = rope_apply(a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1)), cos, sin)
-        k = rope_apply(a.norm_k(a.to_k(n)).unflatten(2, (self.heads, -1)), cos, sin)
+        q = rope_apply(a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1)), freqs)
+        k = rope_apply(a.norm_k(a.to_k(n)).unflatten(2, (self.heads, -1)), freqs)
         v = a.to_v(n).unflatten(2, (self.heads, -1))
         o = runs.attend(q, k, v).type_as(q)
         return self._gated(x, a.to_out[0](o), e[2], b, nf, hw)
@@ -250,11 +250,11 @@ class Denoiser:
         return self._gated(x, block.ffn(n), e[5], b, nf, hw)
 
 
-def rope_apply(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Interleaved-pair rotary embedding, as diffusers' SkyReels-V2 attention processor applies it."""
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
-    return out.type_as(x)
+def rope_apply(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Interleaved-pair rotary embedding, as diffusers' SkyReels-V2 attention processor applies it: each pair
+    (x[2i], x[2i+1]) is the complex number x[2i] + i x[2i+1], rotated by one multiply (freqs from `rotary`)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
+    return torch.view_as_real(pairs * freqs).flatten(-2).type_as(x)
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,14 @@ def test_selective_forward_over_all_tokens_equals_the_full_forward(tiny_componen
                        torch.float32, "cpu")
     idx = torch.arange(frames * hp * wp)
     token_frame = idx // (hp * wp)
-    cos, sin = d.rotary(0, frames, hp, wp)
-    sel = d.selective(x, idx, token_frame, block_ids[token_frame], proj, cos, sin, store, block_ids[token_frame],
+    freqs = d.rotary(0, frames, hp, wp)
+    sel = d.selective(x, idx, token_frame, block_ids[token_frame], proj, freqs, store, block_ids[token_frame],
                       text)
     assert (sel - full).abs().max() <= 1e-5
     # a subset (every other token) writes exactly its own keys into the store and leaves the rest alone
     before = store.k[0].clone()
     part = idx[::2]
-    d.selective(x[:, part], part, token_frame[part], block_ids[token_frame][part], proj, cos[:, part], sin[:, part],
+    d.selective(x[:, part], part, token_frame[part], block_ids[token_frame][part], proj, freqs[:, part],
                 store, block_ids[token_frame], text, rows=[0])
     assert torch.equal(store.k[0][:, 1::2], before[:, 1::2])
 
@@ -253,10 +253,10 @@ def test_bucket_padding_changes_the_cost_not_the_result(tiny_components):
                            torch.float32, "cpu")
         block_of_token = (torch.arange(frames * hp * wp) // (hp * wp)) // 2
         part = torch.tensor([0, 3, 5, 14, 20, 31, 33, 47])  # 8 tokens -> padded to 16
-        cos, sin = d.rotary(0, frames, hp, wp)
+        freqs = d.rotary(0, frames, hp, wp)
         d.counter.token_layer_evals = 0
-        out = d.selective(x[:, part], part, part // (hp * wp), block_of_token[part], proj, cos[:, part],
-                          sin[:, part], store, block_of_token, text)
+        out = d.selective(x[:, part], part, part // (hp * wp), block_of_token[part], proj, freqs[:, part],
+                          store, block_of_token, text)
         results.append((out, store.k[0].clone(), d.counter.token_layer_evals))
     (plain, k_plain, evals_plain), (padded, k_padded, evals_padded) = results
     assert padded.shape == plain.shape and (padded - plain).abs().max() <= 1e-5

@@ -41,8 +41,7 @@ class TokenRunner(Runner):
                                 cfg.attention_head_dim, d.dtype, device)
         self.token_frame = torch.arange(frames, device=device).repeat_interleave(hw)
         self.token_block = ctx.window.block_of_frame().to(device)[self.token_frame]
-        cos, sin = d.rotary(0, frames, ctx.hp, ctx.wp)
-        self.cos, self.sin = cos.to(device), sin.to(device)
+        self.freqs = d.rotary(0, frames, ctx.hp, ctx.wp).to(device)
         self.committed = 0  # blocks whose final keys/values are in the stores
         self.residual: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> [f*hw, dim]
         self.last_out: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> latest h_out [f*hw, dim]
@@ -90,7 +89,7 @@ class TokenRunner(Runner):
             rows = None if len(group) == c.branches else group
             x_out[torch.tensor(group, device=x_in.device)[:, None], (index - t0)[None, :]] = d.selective(
                 x_in[index - t0][None].expand(len(group), -1, -1), index, self.token_frame[index],
-                self.token_block[index], proj, self.cos[:, index], self.sin[:, index], self.store,
+                self.token_block[index], proj, self.freqs[:, index], self.store,
                 self.token_block[:t1], c.text, rows=rows)
         for b in range(c.branches):
             for k in commit:
