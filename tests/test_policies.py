@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from motioncache.accounting import ComputeCounter
-from motioncache.denoiser import Denoiser, QueryRuns, padding_bias
+from motioncache.denoiser import Denoiser, QueryRuns, padding_bias, rope_apply
 from motioncache.policies import make_policy
 from motioncache.policies.rescale import rescale
 from motioncache.policies.token_runner import MAX_EXTRAPOLATION, TokenRunner, TokenStore
@@ -51,6 +51,16 @@ def test_selective_forward_over_all_tokens_equals_the_full_forward(tiny_componen
     d.selective(x[:, part], part, token_frame[part], block_ids[token_frame][part], proj, freqs[:, part],
                 store, block_ids[token_frame], text, rows=[0])
     assert torch.equal(store.k[0][:, 1::2], before[:, 1::2])
+
+
+def test_rope_rotates_each_interleaved_pair_by_its_angle():
+    g = torch.Generator().manual_seed(0)
+    x, angle = torch.randn(2, 5, 3, 8, generator=g), torch.rand(1, 5, 1, 4, generator=g) * 6
+    out = rope_apply(x, torch.polar(torch.ones_like(angle), angle))
+    even, odd, c, s = x[..., 0::2], x[..., 1::2], angle.cos(), angle.sin()
+    assert torch.allclose(out[..., 0::2], even * c - odd * s, atol=1e-6)
+    assert torch.allclose(out[..., 1::2], even * s + odd * c, atol=1e-6)
+    assert out.dtype == x.dtype and torch.allclose(out.norm(dim=-1), x.norm(dim=-1), atol=1e-5)  # a rotation
 
 
 def test_block_causal_runs_equal_masked_attention_and_count_the_pairs_they_score():
