@@ -92,6 +92,14 @@ def use_padded_text_attention(transformer) -> int:
     return TEXT_TOKENS + 1
 
 
+def use_model_text_attention(transformer) -> None:
+    """Put back diffusers' own cross-attention processor (the padded one is for training only, not the model)."""
+    from diffusers.models.transformers.transformer_skyreels_v2 import SkyReelsV2AttnProcessor
+
+    for block in transformer.blocks:
+        block.attn2.set_processor(SkyReelsV2AttnProcessor())
+
+
 def sample_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator) -> torch.Tensor:
     """Diffusion forcing noise levels [B, F]: an independent flow-matching level per causal block, or, for a
     share `frame_noise_prob` of the clips, per frame (as Diffusion Forcing and SkyReels-V2 train)."""
@@ -235,11 +243,9 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
 def export(cfg: TrainConfig, tokenizer, text_encoder, transformer, ema, vae, out: Path) -> None:
     """Write the diffusers-format model directory with the EMA weights, plus motioncache.json."""
     from diffusers import SkyReelsV2DiffusionForcingPipeline, UniPCMultistepScheduler
-    from diffusers.models.transformers.transformer_skyreels_v2 import SkyReelsV2AttnProcessor
 
     text_encoder, transformer = copy.deepcopy(text_encoder).eval(), copy.deepcopy(transformer).eval()
-    for block in transformer.blocks:
-        block.attn2.set_processor(SkyReelsV2AttnProcessor())  # the training-only processor is not part of the model
+    use_model_text_attention(transformer)
     with torch.no_grad():
         for p, e in zip(list(transformer.parameters()) + list(text_encoder.parameters()), ema):
             p.copy_(e)

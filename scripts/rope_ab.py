@@ -26,8 +26,13 @@ def unbind_stack(x, freqs):
 FORMS = {"complex multiply": dn.rope_apply, "unbind/stack": unbind_stack}
 
 
+def query_and_rotation(tokens: int):
+    """Queries [2 branches, tokens, 3 heads, 64] and random unit rotations, as the demo model's attention sees them."""
+    return torch.randn(2, tokens, 3, 64), torch.polar(torch.ones(1, tokens, 1, 32), torch.rand(1, tokens, 1, 32))
+
+
 def per_call_us(fn, tokens: int, reps: int = 300) -> float:
-    x, freqs = torch.randn(2, tokens, 3, 64), torch.polar(torch.ones(1, tokens, 1, 32), torch.rand(1, tokens, 1, 32))
+    x, freqs = query_and_rotation(tokens)
     for _ in range(10):
         fn(x, freqs)
     t = time.perf_counter()
@@ -45,8 +50,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    x = torch.randn(2, 640, 3, 64)
-    f = torch.polar(torch.ones(1, 640, 1, 32), torch.rand(1, 640, 1, 32))
+    x, f = query_and_rotation(640)
     assert torch.allclose(dn.rope_apply(x, f), unbind_stack(x, f), atol=1e-6)
     calls = {t: {name: per_call_us(fn, t) for name, fn in FORMS.items()} for t in (320, 1600)}
     engine = Engine(load_components(args.model))

@@ -29,7 +29,7 @@ import torch
 
 from motioncache.demo_data import DIRECTIONS, SceneObject, caption, caption_labels, render, sample_scene
 from motioncache.demo_train_transformer import (TextAttributeHeads, _tokenize, cpu_has_bf16, encode_text,
-                                               use_padded_text_attention)
+                                               use_model_text_attention, use_padded_text_attention)
 from motioncache.model_files import load_components
 from motioncache.vae_stream import encode_frames
 
@@ -176,11 +176,8 @@ def main() -> None:
 
 def save(model: str, out: str, transformer, text_encoder) -> None:
     """A copy of `model` with the fine-tuned (raw, not averaged) transformer and text encoder weights."""
-    from diffusers.models.transformers.transformer_skyreels_v2 import SkyReelsV2AttnProcessor
-
     shutil.copytree(model, out, dirs_exist_ok=True)
-    for block in transformer.blocks:
-        block.attn2.set_processor(SkyReelsV2AttnProcessor())  # the training-only processor is not part of the model
+    use_model_text_attention(transformer)
     transformer.eval().save_pretrained(Path(out) / "transformer")
     text_encoder.eval().save_pretrained(Path(out) / "text_encoder")
     print(f"saved {out}", flush=True)
