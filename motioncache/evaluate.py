@@ -13,8 +13,12 @@ Heuristics, all tolerant to blur, noise and slight colour shifts of generated vi
   colour; demo textures are low-amplitude brightness patterns over < ~55% of the frame, so they stay below).
 - Main object = the larger of the two candidates (the demo's second object is always much smaller).
 - Colour: nearest named colour to the median colour of the object's pixels.
-- Shape: median fill ratio (area / bounding box) over frames: square ~1.0, circle ~0.785, triangle ~0.5,
-  measured on the region re-cut at 50% estimated coverage so blur and thresholds don't bias it.
+- Shape: two medians over frames, measured on the region re-cut at 50% estimated coverage so blur and
+  thresholds don't bias them: the share of the area above the bounding box's middle row (demo triangles
+  point up: 0.25; circles and squares 0.5) tells triangles apart, then the width of the rows a quarter and
+  three quarters down over the widest row's (square 1.0, circle 0.87) squares from circles. Both survive the
+  rounded corners a small VAE leaves, which the fill ratio (area / bounding box, still reported) does not:
+  through the demo VAE a triangle's fill ratio goes 0.52 -> 0.70-0.75, into the circles' range.
 - Flicker: mean |frame[t+1] - frame[t]| over background pixels (never near anything that differs from the
   median), in [0, 255] units.
 """
@@ -32,7 +36,8 @@ DIFF_THRESHOLD = 45.0      # demo objects differ from every background by >= 120
 SALIENT_THRESHOLD = 70.0   # above any texture's deviation from the base colour (<= 16 * sqrt(3) * 2)
 END_SHARE = 0.15           # frames at each end of the clip that give the two-ends background
 STILL_FRACTION = 0.1       # displacement below this fraction of the frame counts as "still"
-SQUARE_FILL, CIRCLE_FILL = 0.89, 0.66  # fill-ratio boundaries between square / circle / triangle
+TRIANGLE_TOP = 0.44  # area share above the box's middle: upward triangle 0.25, circle and square 0.5
+SQUARE_QUARTER = 0.94  # quarter-row width / widest row: circle 0.87, square 1.0
 SECTORS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
 FIELDS = ("color", "shape", "direction")
 
@@ -77,6 +82,29 @@ def _fill(region: np.ndarray) -> float:
     return len(ys) / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1))
 
 
+def _quarter_width(region: np.ndarray) -> float:
+    """Mean width of the rows a quarter and three quarters down the bounding box, over the widest row's width:
+    square 1.0, circle ~0.87, upward triangle 0.5. Rounded corners leave those rows nearly untouched."""
+    ys, xs = np.nonzero(region)
+    widths = np.bincount(ys - ys.min())
+    h = len(widths)
+    q = [widths[int(round(f * (h - 1)))] for f in (0.25, 0.75)]
+    return float(np.mean(q) / max(widths.max(), 1))
+
+
+def _top_share(region: np.ndarray) -> float:
+    """Share of the region's area above its bounding box's middle row (a row on the middle counts half)."""
+    ys = np.nonzero(region)[0]
+    mid = (ys.min() + ys.max()) / 2
+    return float(((ys < mid).sum() + 0.5 * (ys == mid).sum()) / len(ys))
+
+
+def _shape_features(cuts: list[np.ndarray]) -> dict:
+    """Medians over frames of each shape measure."""
+    measures = (("fill", _fill), ("top", _top_share), ("quarter", _quarter_width))
+    return {k: float(np.median([fn(c) for c in cuts])) for k, fn in measures}
+
+
 def _half_coverage(region: np.ndarray, pixels: np.ndarray, bg: np.ndarray, obj: np.ndarray) -> np.ndarray:
     """Re-cut the region at 50% estimated coverage between background and object colour: the true edge
     of an anti-aliased or blurred shape, whatever the threshold that first found it."""
@@ -91,8 +119,8 @@ def _half_coverage(region: np.ndarray, pixels: np.ndarray, bg: np.ndarray, obj: 
     return cut if cut.any() else region
 
 
-def _shape(fill: float) -> str:
-    return "square" if fill >= SQUARE_FILL else "circle" if fill >= CIRCLE_FILL else "triangle"
+def _shape(top: float, quarter: float) -> str:
+    return "triangle" if top < TRIANGLE_TOP else "square" if quarter >= SQUARE_QUARTER else "circle"
 
 
 def _color(rgb: np.ndarray) -> str:
@@ -153,24 +181,24 @@ def analyze_video(frames: np.ndarray) -> dict:
     s_area = float(s_area[0])
 
     out = {"found": True, "moving": False, "color": None, "shape": None, "direction": None,
-           "fill": 0.0, "area": 0.0, "displacement": (0.0, 0.0)}
+           "fill": 0.0, "top": 0.5, "quarter": 0.0, "area": 0.0, "displacement": (0.0, 0.0)}
     if m_area >= max(s_area, min_area):
         t = np.flatnonzero(present).astype(np.float64)
         regions = moving[present]
         cent = np.array([[xs.mean(), ys.mean()] for ys, xs in (np.nonzero(r) for r in regions)])
         dx, dy = _theil_sen(t, cent) * (f - 1) / np.array([w, h])
         rgb = np.median(v[present][regions], axis=0)
-        fills = [_fill(_half_coverage(r, x, bg, rgb)) for r, x in zip(regions, v[present])]
+        cuts = [_half_coverage(r, x, bg, rgb) for r, x in zip(regions, v[present])]
         out.update(moving=True, area=m_area, displacement=(float(dx), float(dy)),
-                   direction=_direction(dx, dy), color=_color(rgb), fill=float(np.median(fills)))
+                   direction=_direction(dx, dy), color=_color(rgb), **_shape_features(cuts))
     elif s_area >= min_area:
         rgb = np.median(bg[still[0]], axis=0)
-        fill = _fill(_half_coverage(still[0], bg, dominant, rgb))
-        out.update(area=s_area, direction="still", color=_color(rgb), fill=fill)
+        out.update(area=s_area, direction="still", color=_color(rgb),
+                   **_shape_features([_half_coverage(still[0], bg, dominant, rgb)]))
     else:
         out["found"] = False
     if out["found"]:
-        out["shape"] = _shape(out["fill"])
+        out["shape"] = _shape(out["top"], out["quarter"])
 
     # Background = never differs from the median. Strong flicker makes that (nearly) empty, so then fall
     # back to "away from still objects", then to all pixels: heavy flicker must not hide itself.
@@ -260,6 +288,21 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def rescore(report: dict) -> dict:
+    """Judge the videos a report saved (`--save-videos`) again with this evaluator: the same report, new
+    predictions and result."""
+    items = report.get("videos") or []
+    if not items or any("video" not in it for it in items):
+        raise ValueError("--rescore needs a report written with --save-videos (its videos list names the files)")
+    preds = [analyze_video(np.load(it["video"])["frames"]) for it in items]
+    items = [{**it, "prediction": _prediction(p)} for it, p in zip(items, preds)]
+    return {**report, "videos": items, "result": _summarize(preds, [it["truth"] for it in items])}
+
+
+def _prediction(pred: dict) -> dict:
+    return {k: pred[k] for k in (*FIELDS, "fill", "top", "quarter", "flicker")}
+
+
 def cmd_evaluate(args) -> None:
     import json
     import sys
@@ -268,6 +311,12 @@ def cmd_evaluate(args) -> None:
     from motioncache.cli import load_engine
     from motioncache.demo_data import heldout_captions
 
+    if args.rescore:
+        report = {**rescore(json.loads(Path(args.rescore).read_text())), "rescored_from": args.rescore}
+        print(_table(report["result"]))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        return
     if args.n < 1 or args.seeds < 1:
         raise ValueError("--n and --seeds must be at least 1")
     if args.source == "reconstructed" and args.compare_cache:
@@ -292,7 +341,7 @@ def cmd_evaluate(args) -> None:
             scenes.append(scene)
             pred = analyze_video(videos["none"][-1])
             items.append({"caption": text, "seed": seed, "truth": _truth(scene),
-                          "prediction": {k: pred[k] for k in (*FIELDS, "fill", "flicker")}})
+                          "prediction": _prediction(pred)})
             if args.save_videos:  # so a changed evaluator can judge the same videos again
                 items[-1]["video"] = str(Path(args.save_videos) / f"{i:03d}_seed{seed}.npz")
                 np.savez_compressed(items[-1]["video"], frames=videos["none"][-1])
@@ -331,6 +380,8 @@ def register(subparsers) -> None:
                    help="path style the held-out scenes are drawn with (demo_data.PATH_STYLES; the captions differ)")
     p.add_argument("--save-videos", metavar="DIR", help="also write each (uncached) video as DIR/NNN_seedS.npz "
                    "(uint8 frames [F, H, W, 3]); the JSON's videos name them")
+    p.add_argument("--rescore", metavar="REPORT", help="judge the videos an earlier report saved (--save-videos) "
+                   "again with this evaluator instead of generating; --json writes the new report")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--quiet", action="store_true")

@@ -133,6 +133,13 @@ def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_pa
         frames = np.load(item["video"])["frames"]
         assert frames.dtype == np.uint8 and frames.shape[0] == 9
         assert analyze_video(frames)["flicker"] == item["prediction"]["flicker"]
+    again = tmp_path / "again.json"
+    p = run("evaluate", "--rescore", str(gen), "--json", str(again))
+    assert p.returncode == 0 and "n=2" in p.stdout, p.stderr
+    a = json.loads(again.read_text())
+    assert a["rescored_from"] == str(gen) and a["result"] == g["result"] and a["videos"] == g["videos"]
+    bad = run("evaluate", "--rescore", str(rec))  # no saved videos to judge
+    assert bad.returncode == 2 and "--save-videos" in bad.stderr and "Traceback" not in bad.stderr
     short = run(*common, "--source", "reconstructed", "--paths", "short")
     assert short.returncode == 0 and "n=2" in short.stdout, short.stderr
     bad = run(*common, "--source", "reconstructed", "--compare-cache", "chunked")
