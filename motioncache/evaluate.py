@@ -290,13 +290,14 @@ def _table(result: dict) -> str:
 
 def rescore(report: dict) -> dict:
     """Judge the videos a report saved (`--save-videos`) again with this evaluator: the same report, new
-    predictions and result."""
+    predictions and result (without a --compare-cache agreement: the cached videos are not saved)."""
     items = report.get("videos") or []
     if not items or any("video" not in it for it in items):
         raise ValueError("--rescore needs a report written with --save-videos (its videos list names the files)")
     preds = [analyze_video(np.load(it["video"])["frames"]) for it in items]
     items = [{**it, "prediction": _prediction(p)} for it, p in zip(items, preds)]
-    return {**report, "videos": items, "result": _summarize(preds, [it["truth"] for it in items])}
+    kept = {k: v for k, v in report.items() if k != "compare"}
+    return {**kept, "videos": items, "result": _summarize(preds, [it["truth"] for it in items])}
 
 
 def _prediction(pred: dict) -> dict:
