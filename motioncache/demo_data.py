@@ -51,11 +51,13 @@ SUPERSAMPLE = 4                      # anti-aliased edges look more like real (V
 
 @dataclass(frozen=True)
 class PathStyle:
-    """Per-axis displacement over the clip (fractions of the frame), and how near the edge a moving object's
-    centre may come, as a multiple of its half-extent (None: the whole shape stays in view)."""
+    """Per-axis displacement over the clip (fractions of the frame), how near the edge a moving object's
+    centre may come, as a multiple of its half-extent (None: the whole shape stays in view), and the main
+    object's size range."""
     axis_shift: tuple[float, float]
     diag_shift: tuple[float, float]
     edge_margin: float | None
+    main_size: tuple[float, float] = MAIN_SIZE
 
 
 PATH_STYLES = {
@@ -67,6 +69,9 @@ PATH_STYLES = {
     # direction; up to a quarter of a moving object may leave the frame. Still longer than an object is wide
     # (the evaluator's two-ends background).
     "short": PathStyle((0.30, 0.40), (0.26, 0.34), 0.5),
+    # A larger main object (4-5 latent pixels, 2-2.6 tokens across: its shape is more than sub-token detail) on
+    # long paths shortened so it stays in view (a trial, docs/demo.md).
+    "large": PathStyle((0.50, 0.64), (0.45, 0.56), None, (17 / 128, 21 / 128)),
 }
 
 
@@ -138,7 +143,7 @@ def _sample_second(rng, main: SceneObject, paths: str) -> SceneObject | None:
 
 def sample_scene(rng: np.random.Generator, split: str = "train", paths: str = "long") -> Scene:
     combos = SPLIT_COMBOS[split]
-    main = _sample_object(rng, combos[rng.integers(len(combos))], MAIN_SIZE, paths)
+    main = _sample_object(rng, combos[rng.integers(len(combos))], PATH_STYLES[paths].main_size, paths)
     second = _sample_second(rng, main, paths) if rng.random() < SECOND_OBJECT_PROB else None
     texture = TEXTURES[0] if rng.random() < 0.2 else TEXTURES[rng.integers(1, len(TEXTURES))]
     # Textured part covers at most ~55% of the frame, so the dominant colour stays the flat base colour.

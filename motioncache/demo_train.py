@@ -74,7 +74,8 @@ class TrainConfig:
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
     long_clips: int = 20         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
-    paths: str = "long"          # demo_data.PATH_STYLES; "short" draws starts whatever the direction (docs/demo.md)
+    paths: str = "long"          # demo_data.PATH_STYLES: "short" draws starts whatever the direction, "large"
+    #                              has a larger main object (docs/demo.md)
     # transformer + text encoder (phase 3)
     heads: int = 3
     head_dim: int = 64

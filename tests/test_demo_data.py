@@ -41,12 +41,16 @@ def ground_truth():
     return [(dd.render(s, 33), s) for s in scenes]
 
 
-def test_evaluator_on_short_paths():
-    """Objects cover the middle of a short path for most of the clip: the temporal median alone keeps them."""
-    scenes = [dd.sample_scene(np.random.default_rng(300 + i), paths="short") for i in range(N_PER_SPLIT)]
+@pytest.mark.parametrize("paths", ["short", "large"])
+def test_evaluator_on_other_path_styles(paths):
+    """short: objects cover the middle of the path for most of the clip, so the temporal median alone keeps
+    them; large: objects wider than a third of the path."""
+    scenes = [dd.sample_scene(np.random.default_rng(300 + i), paths=paths) for i in range(N_PER_SPLIT)]
     res = ev.evaluate((dd.render(s, 33), s) for s in scenes)
-    print("short paths", ev.format_report(res))
+    print(paths, ev.format_report(res))
     assert res["color_acc"] >= 0.95 and res["shape_acc"] >= 0.90 and res["direction_acc"] >= 0.95
+    sizes = [s.main.size * 128 / 8 for s in scenes]  # half-extent in latent pixels
+    assert (2.1 <= min(sizes) and max(sizes) <= 2.7) if paths == "large" else max(sizes) <= 1.9
 
 
 def test_deterministic():
@@ -101,7 +105,7 @@ def test_heldout_split():
         assert cap == dd.caption(scene)
 
 
-@pytest.mark.parametrize("paths", ["long", "short"])
+@pytest.mark.parametrize("paths", ["long", "short", "large"])
 def test_background_static_and_objects_in_view(paths):
     margin = dd.PATH_STYLES[paths].edge_margin
     for seed in range(20):
