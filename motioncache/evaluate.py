@@ -77,32 +77,25 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def _fill(region: np.ndarray) -> float:
+def _shape_measures(region: np.ndarray) -> dict:
+    """fill: area / bounding box (square 1.0, circle 0.785, triangle 0.5; rounded corners move it a lot).
+    top: share of the area above the box's middle row, a row on it counting half (upward triangle 0.25, circle
+    and square 0.5). quarter: mean width of the rows a quarter and three quarters down over the widest row's
+    (square 1.0, circle 0.87, triangle 0.5); rounded corners leave those rows nearly untouched."""
     ys, xs = np.nonzero(region)
-    return len(ys) / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1))
-
-
-def _quarter_width(region: np.ndarray) -> float:
-    """Mean width of the rows a quarter and three quarters down the bounding box, over the widest row's width:
-    square 1.0, circle ~0.87, upward triangle 0.5. Rounded corners leave those rows nearly untouched."""
-    ys, xs = np.nonzero(region)
-    widths = np.bincount(ys - ys.min())
+    y = ys - ys.min()
+    widths = np.bincount(y)
     h = len(widths)
-    q = [widths[int(round(f * (h - 1)))] for f in (0.25, 0.75)]
-    return float(np.mean(q) / max(widths.max(), 1))
-
-
-def _top_share(region: np.ndarray) -> float:
-    """Share of the region's area above its bounding box's middle row (a row on the middle counts half)."""
-    ys = np.nonzero(region)[0]
-    mid = (ys.min() + ys.max()) / 2
-    return float(((ys < mid).sum() + 0.5 * (ys == mid).sum()) / len(ys))
+    mid = (h - 1) / 2
+    quarter = np.mean([widths[int(round(f * (h - 1)))] for f in (0.25, 0.75)]) / widths.max()
+    return {"fill": len(ys) / (h * (np.ptp(xs) + 1)),
+            "top": float(((y < mid).sum() + 0.5 * (y == mid).sum()) / len(y)), "quarter": float(quarter)}
 
 
 def _shape_features(cuts: list[np.ndarray]) -> dict:
     """Medians over frames of each shape measure."""
-    measures = (("fill", _fill), ("top", _top_share), ("quarter", _quarter_width))
-    return {k: float(np.median([fn(c) for c in cuts])) for k, fn in measures}
+    per_frame = [_shape_measures(c) for c in cuts]
+    return {k: float(np.median([m[k] for m in per_frame])) for k in per_frame[0]}
 
 
 def _half_coverage(region: np.ndarray, pixels: np.ndarray, bg: np.ndarray, obj: np.ndarray) -> np.ndarray:
