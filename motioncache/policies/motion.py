@@ -38,7 +38,7 @@ class MotionCache:
     missing_prev_weight: float = 1.0  # fix: a frame with no previous frame gets full weight (reference: floor)
 
     def __post_init__(self):
-        _one_of("motion_weights", self.motion_weights, ("mean", "max", "max_rescale", "residual"))
+        _one_of("motion_weights", self.motion_weights, ("mean", "max", "max_rescale"))
         _one_of("distance", self.distance, ("global", "token"))
         _one_of("rescale", self.rescale, ("wan_1_3b", "identity"))
         if not 0.0 <= self.motion_floor <= 1.0 or not 0.0 <= self.min_update_ratio <= 1.0:
@@ -57,7 +57,7 @@ def _one_of(name, value, allowed):
 
 class MotionCacheRunner(TokenRunner):
     def __init__(self, ctx, cfg: MotionCache):
-        super().__init__(ctx, cfg.extrapolation, keep_previous=cfg.motion_weights == "residual")
+        super().__init__(ctx, cfg.extrapolation)
         self.cfg = cfg
         self.acc: dict[tuple[int, int], torch.Tensor] = {}
         self.prev: dict[tuple[int, int], torch.Tensor] = {}  # previous modulation (global) or modulated input
@@ -99,12 +99,6 @@ class MotionCacheRunner(TokenRunner):
     def _motion_weights(self, branch, block) -> torch.Tensor:
         """Per token in [floor, 1] (max_rescale): how much this position changes from the previous frame."""
         cfg, hw = self.cfg, self.ctx.hw
-        if cfg.motion_weights == "residual":  # trial: weights from each token's residual change
-            key = (branch, block)
-            change = (self.residual[key].float() - self.prev_residual[key].float()).abs().mean(-1)
-            w = change.view(-1, hw)
-            w = w / w.amax(-1, keepdim=True).clamp(min=1e-12)
-            return (cfg.motion_floor + (1.0 - cfg.motion_floor) * w).reshape(-1)
         out = self.last_out[(branch, block)].float()
         frames = out.shape[0] // hw
         out = out.view(frames, hw, -1)

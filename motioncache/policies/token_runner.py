@@ -30,10 +30,9 @@ class TokenStore:
 
 
 class TokenRunner(Runner):
-    def __init__(self, ctx, extrapolation: float = 0.0, keep_previous: bool = False):
+    def __init__(self, ctx, extrapolation: float = 0.0):
         super().__init__(ctx)
         self.extrapolation = extrapolation
-        self.keep_previous = keep_previous or extrapolation > 0  # track prev_residual (and its timesteps)
         d = ctx.denoiser
         cfg = d.model.config
         hw, frames = ctx.hw, ctx.window.num_frames
@@ -125,7 +124,7 @@ class TokenRunner(Runner):
         old = self.residual.get(key)
         self.residual[key] = residual if computed is None or old is None else \
             torch.where(computed[:, None], residual, old)
-        if not self.keep_previous:
+        if not self.extrapolation:
             return
         if old is None:
             n = residual.shape[0]
