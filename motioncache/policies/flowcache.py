@@ -20,7 +20,6 @@ class FlowCache:
     name = "flowcache"
     needs_block_causal = True
     threshold: float = 0.1
-    uncond_threshold: float = 0.0  # the unconditional CFG branch's threshold; 0 = `threshold`
     warmup: int = 4  # steps of each block computed in full
     rescale: str = "wan_1_3b"
     monotone_rescale: bool = True
@@ -53,7 +52,7 @@ class FlowCacheRunner(TokenRunner):
             return None
         self.acc[key] = self.acc.get(key, 0.0) + float(rescale(relative_l1(mod, prev), self.cfg.rescale,
                                                                self.cfg.monotone_rescale))
-        if self.acc[key] >= (self.cfg.uncond_threshold if branch and self.cfg.uncond_threshold else self.cfg.threshold):
+        if self.acc[key] >= self.cfg.threshold:
             self.acc[key] = 0.0
             return None
         return torch.zeros(n, dtype=torch.bool, device=x_in.device)

@@ -24,7 +24,6 @@ class MotionCache:
     name = "motioncache"
     needs_block_causal = True
     threshold: float = 0.1
-    uncond_threshold: float = 0.0  # the unconditional CFG branch's threshold; 0 = `threshold`
     warmup: int = 4
     phase1_updates: int = 6
     motion_weights: str = "max_rescale"  # mean | max | max_rescale
@@ -78,7 +77,7 @@ class MotionCacheRunner(TokenRunner):
         phase1 = self.updates.get(key, 0) < cfg.phase1_updates
         weight = 1.0 if phase1 else self._motion_weights(branch, block).double()
         acc = self.acc[key] + d * weight
-        want = acc >= (cfg.uncond_threshold if branch and cfg.uncond_threshold else cfg.threshold)
+        want = acc >= cfg.threshold
         frames = self.ctx.blocks[block][1] - self.ctx.blocks[block][0]
         if cfg.temporal_voting > 0:
             votes = want.view(frames, -1).double().mean(0) >= cfg.temporal_voting
