@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--text-attribute-loss", type=float, default=0.0, help="as TrainConfig.text_attribute_loss")
     ap.add_argument("--free-start", type=float, default=0.0, help="paths cut to this share, starts anywhere")
     ap.add_argument("--pool", type=int, default=256, help="clips per training pool")
+    ap.add_argument("--paths", default="long", help="scene style (demo_data.PATH_STYLES), e.g. large")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
@@ -77,7 +78,7 @@ def main() -> None:
     def pool(seed: int, n: int, minimal: bool, mirrored: bool = False):
         rng, xs, texts = np.random.default_rng(seed), [], []
         while len(texts) < n:
-            s = sample_scene(rng)
+            s = sample_scene(rng, paths=args.paths)
             if (minimal or only) and (s.main.motion == "still" or (only and s.main.motion not in only)):
                 continue
             if minimal:
