@@ -36,7 +36,8 @@ def main() -> None:
         rows.append({"method": name, "seconds": time.perf_counter() - t, "ssim": value})
     for r in rows:
         print(f"{r['method']:38s} {r['seconds']:7.2f} s  ssim {r['ssim']:.15f}")
-    print(f"speedup {rows[0]['seconds'] / rows[1]['seconds']:.1f}x, difference {abs(rows[0]['ssim'] - rows[1]['ssim']):.1e}")
+    gap = abs(rows[0]["ssim"] - rows[1]["ssim"])
+    print(f"speedup {rows[0]['seconds'] / rows[1]['seconds']:.1f}x, difference {gap:.1e}")
     if args.json:
         Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=2))
 

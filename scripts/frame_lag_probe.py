@@ -62,7 +62,8 @@ def main() -> None:
     pairs = heldout_captions(args.n, paths=args.paths)
     out = {}
     for lag in (int(x) for x in args.lags.split(",")):
-        videos = [(sample(c, text, lag, args.steps, args.shift, args.guidance_scale, 0), scene) for text, scene in pairs]
+        videos = [(sample(c, text, lag, args.steps, args.shift, args.guidance_scale, 0), scene)
+                  for text, scene in pairs]
         r = evaluate(videos)
         out[f"lag {lag}"] = {**{k: r[k] for k in ("color_acc", "shape_acc", "direction_acc", "flicker")},
                              "direction_confusion": r["confusion"]["direction"]}
