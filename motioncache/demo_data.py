@@ -35,6 +35,7 @@ DIRECTIONS = {
     "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1),
     "up-left": (-1, -1), "up-right": (1, -1), "down-left": (-1, 1), "down-right": (1, 1),
 }
+OPPOSITE = {d: next(k for k, v in DIRECTIONS.items() if v == (-x, -y)) for d, (x, y) in DIRECTIONS.items()}
 MOTIONS = (*DIRECTIONS, "still")
 TEXTURES = ("none", "stripes", "checker", "blobs", "gradient")
 VOCABULARY = sorted({"a", "small", "and", "moves", "stays", "still", "over", "background",

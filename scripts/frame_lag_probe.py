@@ -32,10 +32,13 @@ def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float,
     shape = (1, c.transformer.config.in_channels, FRAMES, h, w)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     fps = {"fps": [1]} if c.transformer.config.inject_sample_info else {}  # the engine's flag for fps != 16
+
+    def level(row: int) -> torch.Tensor:  # each frame's step index on this row: frame j trails by j * lag
+        return sigmas[torch.tensor([min(max(row - j * lag, 0), steps) for j in range(FRAMES)])]
+
     with torch.no_grad():
         for row in range(steps + lag * (FRAMES - 1)):
-            idx = lambda r: torch.tensor([min(max(r - j * lag, 0), steps) for j in range(FRAMES)])  # noqa: E731
-            now, nxt = sigmas[idx(row)], sigmas[idx(row + 1)]
+            now, nxt = level(row), level(row + 1)
             v = c.transformer(x.expand(2, -1, -1, -1, -1), timestep=(now * 1000)[None].expand(2, FRAMES),
                               encoder_hidden_states=emb, enable_diffusion_forcing=True, return_dict=False, **fps)[0]
             v = v[1:2] + guidance * (v[0:1] - v[1:2])

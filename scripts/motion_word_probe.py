@@ -27,12 +27,11 @@ import json
 
 import torch
 
-from motioncache.demo_data import DIRECTIONS, make_example
+from motioncache.demo_data import OPPOSITE, make_example
 from motioncache.model_files import load_components
 from motioncache.text import encode_prompts
 from motioncache.vae_stream import encode_frames
 
-OPPOSITE = {d: next(k for k, v in DIRECTIONS.items() if v == (-x, -y)) for d, (x, y) in DIRECTIONS.items()}
 SWAP_COLOR = {"red": "blue", "blue": "red", "green": "purple", "purple": "green", "yellow": "cyan", "cyan": "yellow",
               "orange": "blue"}
 SETTINGS = {"block sigma 0.97": ([0.97] * 5, slice(0, 5)), "block sigma 0.9": ([0.9] * 5, slice(0, 5)),

@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 from motioncache.cli import load_engine
-from motioncache.demo_data import DIRECTIONS, heldout_captions
-from motioncache.evaluate import evaluate
-from motioncache.request import GenerationRequest
+from motioncache.demo_data import OPPOSITE, heldout_captions
+from motioncache.evaluate import _generate, evaluate
 
-OPPOSITE = {d: next(k for k, v in DIRECTIONS.items() if v == (-x, -y)) for d, (x, y) in DIRECTIONS.items()}
 KINDS = ("empty", "still", "opposite")
 
 
@@ -46,12 +42,9 @@ def main() -> None:
     pairs = heldout_captions(args.n, paths=args.paths)
     out = {}
     for kind in KINDS:
-        videos = []
-        for caption, scene in pairs:
-            request = GenerationRequest(prompt=caption, negative_prompt=negative_prompt(caption, kind), seed=0,
-                                        guidance_scale=args.guidance_scale)
-            frames = np.concatenate([c.frames for c in engine.generate(request)])
-            videos.append(((frames * 255).round().clip(0, 255).astype(np.uint8), scene))
+        videos = [(_generate(engine, caption, 0, {"negative_prompt": negative_prompt(caption, kind),
+                                                   "guidance_scale": args.guidance_scale}), scene)
+                  for caption, scene in pairs]
         result = evaluate(videos)
         out[kind] = {k: result[k] for k in ("color_acc", "shape_acc", "direction_acc", "flicker")}
         out[kind]["direction_confusion"] = result["confusion"]["direction"]

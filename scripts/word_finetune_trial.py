@@ -27,13 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motioncache.demo_data import DIRECTIONS, SceneObject, caption, caption_labels, render, sample_scene
+from motioncache.demo_data import DIRECTIONS, OPPOSITE, SceneObject, caption, caption_labels, render, sample_scene
 from motioncache.demo_train_transformer import (TextAttributeHeads, _tokenize, cpu_has_bf16, encode_text,
                                                use_model_text_attention, use_padded_text_attention)
 from motioncache.model_files import load_components
 from motioncache.vae_stream import encode_frames
 
-OPPOSITE = {d: next(k for k, v in DIRECTIONS.items() if v == (-x, -y)) for d, (x, y) in DIRECTIONS.items()}
 MIRRORED = {d: next(k for k, v in DIRECTIONS.items() if v == (-x, y)) for d, (x, y) in DIRECTIONS.items()}
 
 
