@@ -170,6 +170,10 @@ def main() -> None:
             if args.json:
                 with open(args.json, "w") as f:
                     json.dump({"args": vars(args), "history": history}, f, indent=1)
+            if args.save and step < args.steps:  # a long run keeps its latest model on disk
+                save(args.model, args.save, tr, te)
+                use_padded_text_attention(tr)
+                tr.train(), te.train()
     if args.save:
         save(args.model, args.save, tr, te)
 
