@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from . import jobstore, liveness
 from .deps import Clients
 from .metrics import ApiMetrics
-from .routers import health, stream, videos
+from .routers import health, playground, stream, videos
 from .settings import Settings, get_settings
 
 log = logging.getLogger("motioncache.server")
@@ -78,4 +78,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(videos.router)
     app.include_router(stream.router)
     app.include_router(health.router)
+    app.include_router(playground.router)
     return app

@@ -141,7 +141,7 @@ def serve(opts: ServeOptions) -> None:
         workers = [start_worker(i, opts, redis_url) for i in range(opts.workers)]
         threading.Thread(target=watch_workers, args=(workers, stopping), daemon=True).start()
         settings = Settings(redis_url=redis_url)
-        print(f"API on http://{opts.host}:{opts.port} (docs /docs), {opts.workers} worker(s), worker metrics on "
+        print(f"API on http://{opts.host}:{opts.port} (playground /, docs /docs), {opts.workers} worker(s), worker metrics on "
               f"ports {opts.metrics_base_port}..{opts.metrics_base_port + opts.workers - 1}", file=sys.stderr)
         config = uvicorn.Config(create_app(settings), host=opts.host, port=opts.port, ws_per_message_deflate=False,
                                 log_level="warning", timeout_graceful_shutdown=3)

@@ -1,0 +1,136 @@
+"""The playground page in a real headless Chromium against the real stack (Redis, worker processes, the API):
+it submits, plays the streamed fragments through Media Source Extensions, offers exactly the server's bytes as
+the download, shows the 4xx message for bad input, and cancels."""
+
+import base64
+import shutil
+
+import httpx
+import pytest
+
+from motioncache.video_io import decode_video
+from serving_fixtures import FAST, KEYS, SLOW, wait_for_status
+
+pytest_plugins = ["serving_fixtures"]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Flags for a sandboxed machine with no network: no background connections, no GPU, root allowed.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: scripts/setup.sh installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, api):
+    context = browser.new_context()
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(api.url + "/")
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def fill(page, *, prompt, frames="", steps="", extra="", key=KEYS[0], policy="chunked", seed="0"):
+    page.fill("#prompt", prompt)
+    page.select_option("#policy", policy)
+    page.fill("#num_frames", str(frames))
+    page.fill("#num_inference_steps", str(steps))
+    page.fill("#seed", str(seed))
+    page.fill("#extra", extra)
+    page.fill("#api_key", key)
+
+
+def status_text(page, contains: str, timeout_s: float = 60) -> str:
+    page.wait_for_function("s => document.getElementById('status').textContent.includes(s)", arg=contains,
+                           timeout=timeout_s * 1000)
+    return page.text_content("#status")
+
+
+def test_the_page_and_its_script_are_served(api):
+    html = httpx.get(api.url + "/")
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert 'id="request"' in html.text and "/playground.js" in html.text
+    js = httpx.get(api.url + "/playground.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    assert "/v1/videos" in js.text
+
+
+def test_generates_plays_and_downloads_what_the_server_stored(page, client):
+    fill(page, prompt=FAST["prompt"], frames=FAST["num_frames"], steps=FAST["num_inference_steps"], seed=4,
+         extra='{"ar_step": 1, "causal_block_size": 1}')
+    page.click("#generate")
+    assert status_text(page, "succeeded").startswith("succeeded: 5 chunks")
+    job_id = page.get_attribute("#status", "data-job")
+    assert client.get(job_id)["status"] == "succeeded"
+
+    rows = page.locator("#chunks tbody tr")
+    assert rows.count() == 5
+    assert [rows.nth(i).locator("td").first.text_content() for i in range(5)] == ["0", "1", "2", "3", "4"]
+    assert page.locator("#figures dd[data-figure='compute speedup']").text_content().endswith("x")
+
+    # The download link holds init + fragments as received: byte for byte the server's MP4.
+    b64 = page.evaluate("""async () => {
+        const bytes = new Uint8Array(await (await fetch(document.getElementById('download').href)).arrayBuffer());
+        let s = ''; for (const b of bytes) s += String.fromCharCode(b); return btoa(s); }""")
+    downloaded = base64.b64decode(b64)
+    assert downloaded == client.content(job_id)
+    assert decode_video(downloaded).shape == (17, 32, 32, 3)
+
+    # Chromium decoded the stream through Media Source Extensions: metadata, and every frame buffered.
+    page.wait_for_function("() => { const v = document.getElementById('video'); "
+                           "return v.readyState >= 1 && v.buffered.length === 1 && "
+                           "document.getElementById('video').src.startsWith('blob:'); }", timeout=20000)
+    size = page.evaluate("() => { const v = document.getElementById('video'); return [v.videoWidth, v.videoHeight]; }")
+    assert size == [32, 32]
+    buffered = page.evaluate("() => { const b = document.getElementById('video').buffered; return [b.start(0), b.end(0)]; }")
+    fps = 8  # the tiny model's default
+    assert buffered[0] == pytest.approx(0, abs=1e-3) and buffered[1] == pytest.approx(17 / fps, abs=1.5 / fps)
+
+
+def test_bad_input_shows_the_servers_message_and_queues_nothing(page, client):
+    before = client.list()["total"]
+    fill(page, prompt="a red circle moves left", frames=18)
+    page.click("#generate")
+    text = status_text(page, "422")
+    assert "num_frames" in text and "4k+1" in text
+    assert page.get_attribute("#status", "class") == "error"
+
+    fill(page, prompt="a red circle moves left", extra="{not json")
+    page.click("#generate")
+    assert "More fields: not JSON" in status_text(page, "More fields")
+    assert client.list()["total"] == before
+
+
+def test_a_wrong_api_key_is_refused_with_401(page):
+    fill(page, prompt="a red circle moves left", key="not-a-key")
+    page.click("#generate")
+    assert status_text(page, "401").startswith("401")
+
+
+def test_cancel_stops_a_running_job(page, client):
+    fill(page, prompt=SLOW["prompt"], frames=SLOW["num_frames"], steps=SLOW["num_inference_steps"],
+         extra=f'{{"ar_step": {SLOW["ar_step"]}, "causal_block_size": {SLOW["causal_block_size"]}}}')
+    page.click("#generate")
+    status_text(page, "running: chunk 0")
+    job_id = page.get_attribute("#status", "data-job")
+    # the progress bar follows the job view's denoising rows
+    page.wait_for_selector("#progress:not([hidden])", timeout=10000)
+    bar = page.evaluate("() => { const p = document.getElementById('progress'); return [p.value, p.max]; }")
+    assert bar[1] == client.get(job_id)["progress"]["rows_total"] and 0 < bar[0] < bar[1]
+    page.click("#cancel")
+    assert status_text(page, "cancelled").startswith("cancelled: ")
+    assert wait_for_status(client, job_id, "cancelled")["status"] == "cancelled"
+    assert page.is_disabled("#cancel")
