@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from . import jobstore, liveness
 from .deps import Clients
 from .metrics import ApiMetrics
-from .routers import health, playground, stream, videos
+from .routers import health, model, playground, stream, videos
 from .settings import Settings, get_settings
 
 log = logging.getLogger("motioncache.server")
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          for p in exc.problems])
 
     app.include_router(videos.router)
+    app.include_router(model.router)
     app.include_router(stream.router)
     app.include_router(health.router)
     app.include_router(playground.router)

@@ -39,6 +39,10 @@ class Client:
             raise ApiError(response.status_code, message if isinstance(message, str) else json.dumps(message))
         return response
 
+    def model(self) -> dict:
+        """The served model's defaults, cache policies with their knobs, and the server's limits."""
+        return self._check(self.http.get("/v1/model")).json()
+
     def submit(self, request: dict) -> dict:
         return self._check(self.http.post("/v1/videos", json=request)).json()
 

@@ -83,3 +83,17 @@ class ProblemDetail(BaseModel):
 class ValidationProblem(BaseModel):
     message: str = Field(description="one line per problem: 'field: rule'")
     detail: list[ProblemDetail]
+
+
+class Limits(BaseModel):
+    max_frames: int
+    max_pixels: int = Field(description="height x width")
+    max_steps: int
+    max_prompt_length: int
+
+
+class ModelInfo(BaseModel):
+    model: str = Field(description="the served model directory's name")
+    defaults: dict = Field(description="request fields the model sets when a request leaves them out")
+    policies: dict[str, list[str] | None] = Field(description="cache policies and presets with their knobs")
+    limits: Limits

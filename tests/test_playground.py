@@ -68,6 +68,19 @@ def test_the_page_and_its_script_are_served(api):
     assert "/v1/videos" in js.text
 
 
+def test_the_form_takes_the_served_models_defaults_and_policies(page, client, tiny_dir):
+    # Without a key the model description is refused (the test server has API keys): the built-in list stays.
+    assert page.locator("#policy option").count() == 6 and page.text_content("#model") == ""
+    page.fill("#api_key", KEYS[0])
+    page.dispatch_event("#api_key", "change")
+    page.wait_for_function("() => document.getElementById('model').textContent !== ''")
+    assert page.text_content("#model") == f"Model: {tiny_dir.name}."
+    assert page.get_attribute("#num_frames", "placeholder") == "9 (model default)"  # the tiny model's motioncache.json
+    options = page.eval_on_selector_all("#policy option", "os => os.map(o => o.value)")
+    assert options == list(client.model()["policies"]) and "teacache-fast" in options
+    assert page.input_value("#policy") == "motioncache-slow"
+
+
 def test_generates_plays_and_downloads_what_the_server_stored(page, client):
     fill(page, prompt=FAST["prompt"], frames=FAST["num_frames"], steps=FAST["num_inference_steps"], seed=4,
          extra='{"ar_step": 1, "causal_block_size": 1}')

@@ -1,5 +1,6 @@
 """The HTTP surface: validation, limits, auth, ids, health, paging (real Redis, workers and uvicorn)."""
 
+import json
 import subprocess
 import sys
 
@@ -57,6 +58,15 @@ def test_api_keys_missing_or_wrong_is_401_and_other_keys_job_is_404(api):
     assert job["id"] not in [j["id"] for j in httpx.get(f"{api.url}/v1/videos", headers=bob).json()["items"]]
 
 
+def test_model_info_tells_defaults_policies_and_limits(api, client, tiny_dir):
+    info = client.model()
+    assert info["model"] == tiny_dir.name
+    assert info["defaults"] == json.loads((tiny_dir / "motioncache.json").read_text())
+    assert "threshold" in info["policies"]["motioncache-slow"] and "none" in info["policies"]
+    assert info["limits"]["max_steps"] == 100  # MOTIONCACHE_MAX_STEPS of the test servers
+    assert httpx.get(f"{api.url}/v1/model").status_code == 401
+
+
 def test_list_is_paged_newest_first(client):
     ids = [client.submit({**FAST, "seed": i})["id"] for i in range(3)]
     first = client.list(offset=0, limit=2)
@@ -94,7 +104,7 @@ def test_without_api_keys_no_header_is_needed(redis_url, workers, tmp_path):
         stop(open_api.proc)
 
 
-def test_readyz_without_workers_is_503(tmp_path):
+def test_readyz_and_model_without_workers_are_503(tmp_path):
     from serving_fixtures import free_port
 
     # A Redis with no worker: a fresh redis-server on another port.
@@ -106,6 +116,8 @@ def test_readyz_without_workers_is_503(tmp_path):
         try:
             r = httpx.get(f"{api.url}/readyz")
             assert r.status_code == 503 and r.json()["workers"] == 0
+            r = httpx.get(f"{api.url}/v1/model")  # no API keys on this one: no header needed
+            assert r.status_code == 503 and "no worker" in r.json()["detail"]
         finally:
             stop(api.proc)
     finally:

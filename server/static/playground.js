@@ -257,5 +257,28 @@ async function cancel() {
   else setStatus("cancelling…");
 }
 
+// The served model's defaults and cache policies (GET /v1/model) fill the form; without them the page keeps its
+// built-in policy list and generic placeholders.
+async function describeModel() {
+  const response = await fetch("/v1/model", { headers: headers($("api_key").value.trim()) }).catch(() => null);
+  if (!response?.ok) return;
+  const info = await response.json();
+  $("model").textContent = `Model: ${info.model}.`;
+  for (const name of ["num_frames", "num_inference_steps"]) {
+    if (info.defaults[name] != null) $(name).placeholder = `${info.defaults[name]} (model default)`;
+  }
+  const select = $("policy");
+  const chosen = select.value;
+  select.replaceChildren(...Object.keys(info.policies).map((name) => new Option(name, name)));
+  select.value = preferredPolicy(chosen, Object.keys(info.policies));
+}
+
+function preferredPolicy(preferred, names) {
+  for (const name of [preferred, "motioncache-slow"]) if (names.includes(name)) return name;
+  return names[0];
+}
+
 $("request").addEventListener("submit", submit);
+$("api_key").addEventListener("change", describeModel);
+describeModel();
 $("cancel").addEventListener("click", cancel);
