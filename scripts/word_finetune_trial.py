@@ -28,8 +28,11 @@ import numpy as np
 import torch
 
 from motioncache.demo_data import DIRECTIONS, OPPOSITE, SceneObject, caption, caption_labels, render, sample_scene
-from motioncache.demo_train_transformer import (TextAttributeHeads, _tokenize, cpu_has_bf16, encode_text,
-                                               use_model_text_attention, use_padded_text_attention)
+from motioncache.demo_train import TrainConfig
+from motioncache.demo_train_transformer import (TextAttributeHeads, _tf_batch, _tokenize, cpu_has_bf16,
+                                               diffusion_forcing_loss, encode_text, use_model_text_attention,
+                                               use_padded_text_attention)
+from motioncache.train_support import load_checkpoint
 from motioncache.model_files import load_components
 from motioncache.vae_stream import encode_frames
 
@@ -68,6 +71,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
     ap.add_argument("--save", help="write the fine-tuned model here (a copy of --model with the new weights)")
+    ap.add_argument("--recipe-data", help="a train-demo run's .train folder (config.json, data.pt): with "
+                    "--recipe-share, that share of the steps trains on its multi-block clips with its own loss")
+    ap.add_argument("--recipe-share", type=float, default=0.0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -105,7 +111,8 @@ def main() -> None:
     params = list(tr.parameters()) + list(te.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     bf16 = cpu_has_bf16()
-    frames = 5
+    recipe = recipe_batches(args.recipe_data, c.tokenizer) if args.recipe_share else None
+    frames = probes["minimal"][0].shape[2]  # latent frames of a 17-frame clip (5 with the 4x temporal VAE)
     sample_info = {"fps": [1]} if tr.config.inject_sample_info else {}  # as the engine at 24 fps
 
     def errors(x0, texts, sigma, noise):
@@ -123,7 +130,7 @@ def main() -> None:
                 keep = [i for i, t in enumerate(texts) if t.split()[4] in OPPOSITE and " and " not in t]
                 x, texts = x0[keep], [texts[i] for i in keep]
                 noise = torch.randn(x.shape, generator=g)
-                for setting, levels in (("frame 0 visible", [0.2] + [0.97] * 4), ("block 0.9", [0.9] * 5)):
+                for setting, levels in (("frame 0 visible", [0.2] + [0.97] * (frames - 1)), ("block 0.9", [0.9] * frames)):
                     sigma = torch.tensor(levels).expand(len(texts), frames)
                     true = errors(x, texts, sigma, noise)[:, 1:].mean().item()
                     rev = errors(x, [edit_motion(t, OPPOSITE) for t in texts], sigma, noise)[:, 1:].mean().item()
@@ -133,9 +140,8 @@ def main() -> None:
                                           for k, v in row.items() if k != "step"), flush=True)
         return row
 
-    history, avg, t0 = [evaluate(0)], None, time.monotonic()
-    for step in range(1, args.steps + 1):
-        rng, g = np.random.default_rng([7, step]), torch.Generator().manual_seed(step)
+    def word_loss(rng, g):
+        """A batch of first-block clips (a share with frame 0 nearly clean): the trial's own task."""
         picks = [("minimal" if rng.random() < args.minimal else "ordinary") for _ in range(args.batch)]
         idx = [int(rng.integers(args.pool)) for _ in picks]
         x0 = torch.stack([pools[k][0][i] for k, i in zip(picks, idx)])
@@ -156,15 +162,33 @@ def main() -> None:
             ids, mask = _tokenize(c.tokenizer, texts)
             labels = torch.tensor([caption_labels(t) if f else (0, 0, 0, 0) for t, f in zip(texts, full)])
             loss = loss + args.text_attribute_loss * heads.loss(te, ids, mask, labels, full)
+        return loss
+
+    def recipe_loss(step, g):
+        """A batch of the train-demo run's multi-block clips with its diffusion-forcing loss."""
+        cfg, data, ids = recipe
+        x0, objects, tok, mask, _, labels, captioned = _tf_batch(cfg, data, ids, step, g)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = diffusion_forcing_loss(cfg, tr, te, x0, tok, mask, g, objects, text_len)
+        if args.text_attribute_loss:
+            loss = loss + args.text_attribute_loss * heads.loss(te, tok, mask, labels, captioned)
+        return loss
+
+    history, avg, t0 = [evaluate(0)], {}, time.monotonic()
+    for step in range(1, args.steps + 1):
+        rng, g = np.random.default_rng([7, step]), torch.Generator().manual_seed(step)
+        kind = "recipe" if recipe and rng.random() < args.recipe_share else "loss"
+        loss = recipe_loss(step, g) if kind == "recipe" else word_loss(rng, g)
         for group in opt.param_groups:
             group["lr"] = args.lr * min(1.0, step / 50)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+        avg[kind] = loss.item() if kind not in avg else 0.98 * avg[kind] + 0.02 * loss.item()
         if step % 25 == 0:
-            print(f"step {step} loss {avg:.4f} {(time.monotonic() - t0) / step:.2f}s/step", flush=True)
+            losses = " ".join(f"{k} {v:.4f}" for k, v in avg.items())
+            print(f"step {step} {losses} {(time.monotonic() - t0) / step:.2f}s/step", flush=True)
         if step % args.eval_every == 0:
             history.append(evaluate(step))
             if args.json:
@@ -176,6 +200,18 @@ def main() -> None:
                 tr.train(), te.train()
     if args.save:
         save(args.model, args.save, tr, te)
+
+
+def recipe_batches(state: str, tokenizer):
+    """(TrainConfig, latents, tokenized captions) of a train-demo run, for demo_train_transformer._tf_batch."""
+    state = Path(state)
+    cfg = TrainConfig(**json.loads((state / "config.json").read_text()))
+    data = load_checkpoint(state / "data.pt")
+    ids = {k: (*_tokenize(tokenizer, data[f"{k}_captions"]),
+               torch.tensor([caption_labels(t) for t in data[f"{k}_captions"]]))
+           for k in ("short", "long") if data[f"{k}_captions"]}
+    ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
+    return cfg, data, ids
 
 
 def save(model: str, out: str, transformer, text_encoder) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from motioncache.demo_data import DIRECTIONS, sample_scene
+from motioncache.demo_train import tiny_config, train
 from motioncache.model_files import load_components
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "motion_word_probe.py"
@@ -82,3 +83,19 @@ def test_free_start_keeps_the_direction_and_draws_the_start_anywhere(load_script
             assert moved.shift == (0.5 * main.shift[0], 0.0) and moved.motion == "right"
             starts.append(moved.start[0])
     assert min(starts) < 0.3 and max(starts) > 0.7  # a right-mover may now start on the right
+
+
+def test_word_finetune_trial_mixes_in_the_recipes_multi_block_batches(tmp_path):
+    out = tmp_path / "demo"
+    cfg = tiny_config()
+    cfg.block, cfg.clip_frames, cfg.long_frames = 5, 17, 37  # the trial's clips are one block of 5 latent frames
+    train(cfg, out, log=lambda m: None)  # a tiny train-demo run: its .train holds config.json and data.pt
+    script = SCRIPT.parent / "word_finetune_trial.py"
+    run = subprocess.run([sys.executable, str(script), "--model", str(out), "--steps", "25", "--eval-every", "25",
+                          "--pool", "2", "--batch", "2", "--recipe-data", str(out / ".train"), "--recipe-share", "0.5",
+                          "--text-attribute-loss", "0.3", "--threads", "1", "--json", str(tmp_path / "trial.json")],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    last = [line for line in run.stdout.splitlines() if line.startswith("step 25 ")][0]
+    assert " loss " in last and " recipe " in last  # both kinds of batch were trained
+    assert [h["step"] for h in json.loads((tmp_path / "trial.json").read_text())["history"]] == [0, 25]
