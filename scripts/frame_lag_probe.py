@@ -2,8 +2,8 @@
 
 Samples one causal block (5 latent frames = 17 frames) for each of the first N held-out captions with a plain
 Euler flow-matching sampler over diffusers' forward, frame j trailing frame 0 by j * LAG steps (attention inside
-the block stays full, as in training; LAG 0 is the usual block-synchronous schedule), CFG with the empty prompt,
-and scores the videos with the evaluator.
+the block stays full, as in training; LAG 0 is the usual block-synchronous schedule; LAG "first" denoises frame 0
+completely, then frames 1-4 together), CFG with the empty prompt, and scores the videos with the evaluator.
 
     .venv/bin/python scripts/frame_lag_probe.py --model /work/ft16/model --paths large --n 20 --lags 0,3,6
 """
@@ -22,6 +22,7 @@ from motioncache.text import encode_prompts
 from motioncache.vae_stream import StreamingDecoder
 
 FRAMES = 5  # latent frames of one causal block
+FIRST = -1  # the lag "first": frame 0 is denoised completely before frames 1-4 start (the word trials' case)
 
 
 def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float, seed: int) -> np.ndarray:
@@ -33,11 +34,16 @@ def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float,
     x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     fps = {"fps": [1]} if c.transformer.config.inject_sample_info else {}  # the engine's flag for fps != 16
 
-    def level(row: int) -> torch.Tensor:  # each frame's step index on this row: frame j trails by j * lag
-        return sigmas[torch.tensor([min(max(row - j * lag, 0), steps) for j in range(FRAMES)])]
+    def level(row: int) -> torch.Tensor:  # each frame's noise level on this row
+        return sigmas[torch.tensor([min(max(row - start(j), 0), steps) for j in range(FRAMES)])]
+
+    def start(frame: int) -> int:  # the row a frame starts denoising on
+        if lag == FIRST:
+            return 0 if frame == 0 else steps  # frame 0 all the way first, then frames 1-4 together
+        return frame * lag  # frame j trails frame 0 by j * lag steps
 
     with torch.no_grad():
-        for row in range(steps + lag * (FRAMES - 1)):
+        for row in range(start(FRAMES - 1) + steps):
             now, nxt = level(row), level(row + 1)
             v = c.transformer(x.expand(2, -1, -1, -1, -1), timestep=(now * 1000)[None].expand(2, FRAMES),
                               encoder_hidden_states=emb, enable_diffusion_forcing=True, return_dict=False, **fps)[0]
@@ -52,7 +58,7 @@ def main() -> None:
     ap.add_argument("--model", default="models/demo")
     ap.add_argument("--paths", default="long", help="scene style of the held-out captions (as evaluate --paths)")
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--lags", default="0,3,6")
+    ap.add_argument("--lags", default="0,3,6", help="steps frame j trails frame j-1; 'first': frame 0 completes first")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--shift", type=float, default=5.0)
     ap.add_argument("--guidance-scale", type=float, default=3.0)
@@ -64,13 +70,14 @@ def main() -> None:
     c.transformer.eval()
     pairs = heldout_captions(args.n, paths=args.paths)
     out = {}
-    for lag in (int(x) for x in args.lags.split(",")):
+    for lag in (FIRST if x == "first" else int(x) for x in args.lags.split(",")):
         videos = [(sample(c, text, lag, args.steps, args.shift, args.guidance_scale, 0), scene)
                   for text, scene in pairs]
         r = evaluate(videos)
-        out[f"lag {lag}"] = {**{k: r[k] for k in ("color_acc", "shape_acc", "direction_acc", "flicker")},
+        name = "first" if lag == FIRST else f"lag {lag}"
+        out[name] = {**{k: r[k] for k in ("color_acc", "shape_acc", "direction_acc", "flicker")},
                              "direction_confusion": r["confusion"]["direction"]}
-        print(f"lag {lag}: colour {r['color_acc']:.0%} shape {r['shape_acc']:.0%} direction {r['direction_acc']:.0%} "
+        print(f"{name}: colour {r['color_acc']:.0%} shape {r['shape_acc']:.0%} direction {r['direction_acc']:.0%} "
               f"flicker {r['flicker']:.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:

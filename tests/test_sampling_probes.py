@@ -54,3 +54,5 @@ def test_lagged_sampler_makes_one_block_and_the_lag_changes_it(tiny_components, 
     assert plain.dtype == np.uint8 and plain.shape == (4 * (lag.FRAMES - 1) + 1, h, w, 3)  # 5 latent frames
     assert np.array_equal(plain, again)  # seeded
     assert not np.array_equal(plain, lagged)
+    first = lag.sample(tiny_components, text, lag.FIRST, steps=4, shift=5.0, guidance=3.0, seed=0)
+    assert first.shape == plain.shape and not np.array_equal(first, plain)
