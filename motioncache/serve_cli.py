@@ -35,6 +35,7 @@ def cmd_serve(args) -> None:
     try:
         serve(ServeOptions(model=str(model), host=args.host, port=args.port, workers=args.workers,
                            redis_url=args.redis_url, device=args.device, dtype=args.dtype,
+                           threads_per_worker=args.threads_per_worker,
                            metrics_base_port=args.metrics_base_port))
     except LaunchError as e:
         raise ServeCliError(str(e)) from None
@@ -49,7 +50,8 @@ def cmd_worker(args) -> None:
     settings = Settings(**{k: v for k, v in (("redis_url", args.redis_url), ("queue_name", args.queue)) if v})
     run_worker(WorkerOptions(model=args.model, redis_url=settings.redis_url, queue=settings.queue_name,
                              device=args.device, dtype=args.dtype, name=args.name, metrics_port=args.metrics_port,
-                             metrics_host=args.metrics_host, burst=args.burst, parent_pid=args.parent_pid),
+                             metrics_host=args.metrics_host, burst=args.burst, parent_pid=args.parent_pid,
+                             threads=args.threads),
                settings)
 
 
@@ -160,6 +162,8 @@ def register(sub) -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--dtype", default="float32")
     s.add_argument("--metrics-base-port", type=int, default=9100, help="worker i serves /metrics on this port + i")
+    s.add_argument("--threads-per-worker", type=int, default=None,
+                   help="torch threads of each worker (default on the CPU: the cores divided among the workers)")
     s.set_defaults(func=cmd_serve)
 
     w = sub.add_parser("worker", help="run one queue worker (loads the model once)")
@@ -172,6 +176,7 @@ def register(sub) -> None:
     w.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     w.add_argument("--metrics-host", default="127.0.0.1")
     w.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    w.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     w.set_defaults(func=cmd_worker)
 

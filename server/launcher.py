@@ -37,6 +37,19 @@ class ServeOptions:
     device: str = "cpu"
     dtype: str = "float32"
     metrics_base_port: int = 9100  # worker i exports metrics on metrics_base_port + i
+    threads_per_worker: int | None = None  # torch threads of each worker; None: the CPU's cores shared out (cpu only)
+
+
+def worker_threads(opts: ServeOptions, cores: int | None = None) -> int | None:
+    """Torch threads per worker. On the CPU every worker would otherwise start one thread per core, and N workers
+    on the same cores slow each other down far more than N times (2 workers x 2 threads on 2 cores: 2.5x slower
+    each than 1 thread each, docs/server.md)."""
+    if opts.threads_per_worker:
+        return opts.threads_per_worker
+    if opts.device != "cpu":
+        return None  # a GPU worker's CPU threads only launch kernels: torch's default
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // opts.workers)
 
 
 def free_port() -> int:
@@ -86,6 +99,9 @@ def start_worker(i: int, opts: ServeOptions, redis_url: str) -> subprocess.Popen
            "--dtype", opts.dtype, "--metrics-port", str(opts.metrics_base_port + i), "--parent-pid", str(os.getpid())]
     if opts.model:
         cmd += ["--model", opts.model]
+    threads = worker_threads(opts)
+    if threads:
+        cmd += ["--threads", str(threads)]
     # Own session: a terminal's Ctrl-C reaches only us; we stop the workers in order.
     return subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
 

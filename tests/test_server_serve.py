@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from server.launcher import ServeOptions, worker_threads
 from serving_fixtures import ROOT, free_port, wait_until
 
 
@@ -49,6 +50,10 @@ def test_serve_starts_everything_and_ctrl_c_stops_everything(tiny_dir, tmp_path)
         kids = children_of(proc.pid)
         names = {Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0")[0].rsplit(b"/", 1)[-1] for k in kids}
         assert len(kids) == 2 and any(n.startswith(b"redis-server") for n in names), names  # a private redis-server and one worker
+        worker_cmd = next(Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0") for k in kids
+                          if b"worker" in Path(f"/proc/{k}/cmdline").read_bytes())
+        cores = len(os.sched_getaffinity(0))
+        assert worker_cmd[worker_cmd.index(b"--threads") + 1] == str(cores).encode()  # one worker: every core
         job = httpx.post(f"http://127.0.0.1:{port}/v1/videos", json={"prompt": "a red circle", "num_frames": 9,
                                                                       "num_inference_steps": 2}).json()
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/v1/videos/{job['id']}").json()["status"]
@@ -73,3 +78,13 @@ def test_serve_without_redis_on_path_says_how_to_install_it(tiny_dir, tmp_path):
                           str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "apt-get install -y redis-server" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_cpu_workers_share_the_cores_instead_of_each_taking_all():
+    # 2 workers x 2 threads on 2 cores made each request 2.5x slower than 1 thread each (docs/server.md)
+    assert worker_threads(ServeOptions(model=None, workers=2), cores=2) == 1
+    assert worker_threads(ServeOptions(model=None, workers=1), cores=2) == 2
+    assert worker_threads(ServeOptions(model=None, workers=3), cores=8) == 2
+    assert worker_threads(ServeOptions(model=None, workers=4), cores=2) == 1  # never 0
+    assert worker_threads(ServeOptions(model=None, workers=2, threads_per_worker=3), cores=2) == 3  # the operator's say
+    assert worker_threads(ServeOptions(model=None, workers=2, device="cuda"), cores=2) is None  # torch's default

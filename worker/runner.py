@@ -76,15 +76,20 @@ class WorkerOptions:
     metrics_host: str = "127.0.0.1"
     burst: bool = False  # exit when the queue is empty (tests, batch runs)
     parent_pid: int | None = None
+    threads: int | None = None  # torch threads; None = torch's default
 
 
 def run_worker(opts: WorkerOptions, settings: Settings | None = None) -> None:
+    import torch
+
     from motioncache.cli import load_engine
 
     settings = settings or Settings(redis_url=opts.redis_url, queue_name=opts.queue)
     name = opts.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     r = redis.Redis.from_url(opts.redis_url)
     r.ping()  # fail before the (slow) model load if Redis is not there
+    if opts.threads:
+        torch.set_num_threads(opts.threads)  # before the model loads
     engine = load_engine(opts.model, opts.device, opts.dtype)
     r.set(keys.MODEL_PROFILE, json.dumps(model_profile(engine)))
     metrics = WorkerMetrics()
@@ -95,13 +100,14 @@ def run_worker(opts: WorkerOptions, settings: Settings | None = None) -> None:
     runtime = jobs.Runtime(engine, r, settings, metrics, name, shutting_down=lambda: worker.stop_now)
     jobs.install(runtime)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "metrics_port": opts.metrics_port,
-            "device": opts.device}
+            "device": opts.device, "threads": torch.get_num_threads()}
     heartbeat = Heartbeat(r, name, settings.heartbeat_ttl_s, info, lambda: runtime.current_job,
                           record_ttl_s=settings.record_ttl_s, parent_pid=opts.parent_pid)
     runtime.beat = heartbeat.beat
     heartbeat.beat()
     heartbeat.start()
-    log.info("worker %s ready: model %s on %s, queue %s, metrics %s", name, engine.c.path, opts.device, opts.queue,
+    log.info("worker %s ready: model %s on %s (%d threads), queue %s, metrics %s", name, engine.c.path, opts.device,
+             info["threads"], opts.queue,
              f"http://{opts.metrics_host}:{opts.metrics_port}/metrics" if opts.metrics_port else "off")
     try:
         worker.work(burst=opts.burst, with_scheduler=False, logging_level="WARNING")
