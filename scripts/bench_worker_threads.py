@@ -60,7 +60,8 @@ def main() -> None:
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
     results = {}
-    for name, threads in ((f"{cores} threads each (torch's default)", cores), ("cores shared out (serve's default)", None)):
+    settings = ((f"{cores} threads each (torch's default)", cores), ("cores shared out (serve's default)", None))
+    for name, threads in settings:
         rows = run(threads, args.rounds, args.prompt)
         results[name] = {"rows": rows, "median_wall_s": statistics.median(r["wall_s"] for r in rows),
                          "median_denoising_s": statistics.median(r["denoising_s"] for r in rows)}

@@ -130,7 +130,8 @@ def main() -> None:
                 keep = [i for i, t in enumerate(texts) if t.split()[4] in OPPOSITE and " and " not in t]
                 x, texts = x0[keep], [texts[i] for i in keep]
                 noise = torch.randn(x.shape, generator=g)
-                for setting, levels in (("frame 0 visible", [0.2] + [0.97] * (frames - 1)), ("block 0.9", [0.9] * frames)):
+                settings = (("frame 0 visible", [0.2] + [0.97] * (frames - 1)), ("block 0.9", [0.9] * frames))
+                for setting, levels in settings:
                     sigma = torch.tensor(levels).expand(len(texts), frames)
                     true = errors(x, texts, sigma, noise)[:, 1:].mean().item()
                     rev = errors(x, [edit_motion(t, OPPOSITE) for t in texts], sigma, noise)[:, 1:].mean().item()

@@ -42,8 +42,8 @@ class ServeOptions:
 
 def worker_threads(opts: ServeOptions, cores: int | None = None) -> int | None:
     """Torch threads per worker. On the CPU every worker would otherwise start one thread per core, and N workers
-    on the same cores slow each other down far more than N times (2 workers x 2 threads on 2 cores: 2.5x slower
-    each than 1 thread each, docs/server.md)."""
+    on the same cores slow each other down far more than N times (2 workers x 2 threads on 2 cores: each request
+    2.8x slower than with 1 thread each, docs/benchmarks.md)."""
     if opts.threads_per_worker:
         return opts.threads_per_worker
     if opts.device != "cpu":
@@ -157,8 +157,9 @@ def serve(opts: ServeOptions) -> None:
         workers = [start_worker(i, opts, redis_url) for i in range(opts.workers)]
         threading.Thread(target=watch_workers, args=(workers, stopping), daemon=True).start()
         settings = Settings(redis_url=redis_url)
-        print(f"API on http://{opts.host}:{opts.port} (playground /, docs /docs), {opts.workers} worker(s), worker metrics on "
-              f"ports {opts.metrics_base_port}..{opts.metrics_base_port + opts.workers - 1}", file=sys.stderr)
+        print(f"API on http://{opts.host}:{opts.port} (playground /, docs /docs), {opts.workers} worker(s), "
+              f"worker metrics on ports {opts.metrics_base_port}..{opts.metrics_base_port + opts.workers - 1}",
+              file=sys.stderr)
         config = uvicorn.Config(create_app(settings), host=opts.host, port=opts.port, ws_per_message_deflate=False,
                                 log_level="warning", timeout_graceful_shutdown=3)
         uvicorn.Server(config).run()

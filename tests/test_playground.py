@@ -16,7 +16,7 @@ pytest_plugins = ["serving_fixtures"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags for a sandboxed machine with no network: no background connections, no GPU, root allowed.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update", "--autoplay-policy=no-user-gesture-required"]
+                 "--disable-background-networking", "--disable-component-update"]
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,8 @@ def test_generates_plays_and_downloads_what_the_server_stored(page, client):
                            "document.getElementById('video').src.startsWith('blob:'); }", timeout=20000)
     size = page.evaluate("() => { const v = document.getElementById('video'); return [v.videoWidth, v.videoHeight]; }")
     assert size == [32, 32]
-    buffered = page.evaluate("() => { const b = document.getElementById('video').buffered; return [b.start(0), b.end(0)]; }")
+    buffered = page.evaluate("() => { const b = document.getElementById('video').buffered; "
+                             "return [b.start(0), b.end(0)]; }")
     fps = 8  # the tiny model's default
     assert buffered[0] == pytest.approx(0, abs=1e-3) and buffered[1] == pytest.approx(17 / fps, abs=1.5 / fps)
 

@@ -49,7 +49,8 @@ def test_serve_starts_everything_and_ctrl_c_stops_everything(tiny_dir, tmp_path)
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()
         kids = children_of(proc.pid)
         names = {Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0")[0].rsplit(b"/", 1)[-1] for k in kids}
-        assert len(kids) == 2 and any(n.startswith(b"redis-server") for n in names), names  # a private redis-server and one worker
+        # a private redis-server and one worker
+        assert len(kids) == 2 and any(n.startswith(b"redis-server") for n in names), names
         worker_cmd = next(Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0") for k in kids
                           if b"worker" in Path(f"/proc/{k}/cmdline").read_bytes())
         cores = len(os.sched_getaffinity(0))
@@ -81,7 +82,7 @@ def test_serve_without_redis_on_path_says_how_to_install_it(tiny_dir, tmp_path):
 
 
 def test_cpu_workers_share_the_cores_instead_of_each_taking_all():
-    # 2 workers x 2 threads on 2 cores made each request 2.5x slower than 1 thread each (docs/server.md)
+    # 2 workers x 2 threads on 2 cores made each request 2.8x slower than 1 thread each (docs/benchmarks.md)
     assert worker_threads(ServeOptions(model=None, workers=2), cores=2) == 1
     assert worker_threads(ServeOptions(model=None, workers=1), cores=2) == 2
     assert worker_threads(ServeOptions(model=None, workers=3), cores=8) == 2

@@ -105,12 +105,16 @@ function times(x) {
   return x == null ? "" : `${x.toFixed(2)}x`;
 }
 
+function seconds(x) {
+  return x == null ? "" : `${x.toFixed(2)} s`;
+}
+
 function showFigures(figures) {
   const rows = [
     ["compute speedup", times(figures.compute_speedup)],
     ["token-skip rate", percent(figures.token_skip_rate)],
-    ["time to first chunk", figures.time_to_first_chunk_s == null ? "" : `${figures.time_to_first_chunk_s.toFixed(2)} s`],
-    ["wall time", figures.wall_s == null ? "" : `${figures.wall_s.toFixed(2)} s`],
+    ["time to first chunk", seconds(figures.time_to_first_chunk_s)],
+    ["wall time", seconds(figures.wall_s)],
     ["real-time factor", figures.real_time_factor == null ? "" : figures.real_time_factor.toFixed(2)],
   ];
   $("figures").replaceChildren(...rows.flatMap(([name, value]) => {
@@ -206,7 +210,9 @@ function watch(job) {
     offerDownload(parts);
   };
   socket.onclose = () => {
-    if (!job.finished && current === job) setStatus("the stream closed before the job ended; reload to watch again", true);
+    if (!job.finished && current === job) {
+      setStatus(`the stream closed before the job ended; the job goes on: /v1/videos/${job.id}`, true);
+    }
   };
 }
 
