@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from motioncache.bench import run_once
 from motioncache.cli import load_engine
 from motioncache.quality import psnr, ssim
 from motioncache.request import GenerationRequest
@@ -28,7 +29,7 @@ def generate(engine, prompt: str, seed: int, steps: int, frames: int) -> np.ndar
                                 num_inference_steps=steps,
                                 ar_step=5, causal_block_size=5, guidance_scale=5.0,
                                 cache={"policy": "chunked", "knobs": {}})
-    return np.concatenate([chunk.frames for chunk in engine.generate(request)])
+    return run_once(engine, request)["frames"]  # as the bench generates what it scores
 
 
 def main() -> None:

@@ -197,8 +197,6 @@ def main() -> None:
                     json.dump({"args": vars(args), "history": history}, f, indent=1)
             if args.save and step < args.steps:  # a long run keeps its latest model on disk
                 save(args.model, args.save, tr, te)
-                use_padded_text_attention(tr)
-                tr.train(), te.train()
     if args.save:
         save(args.model, args.save, tr, te)
 
@@ -221,6 +219,8 @@ def save(model: str, out: str, transformer, text_encoder) -> None:
     use_model_text_attention(transformer)
     transformer.eval().save_pretrained(Path(out) / "transformer")
     text_encoder.eval().save_pretrained(Path(out) / "text_encoder")
+    use_padded_text_attention(transformer)  # leave the models as training had them: a run may go on
+    transformer.train(), text_encoder.train()
     print(f"saved {out}", flush=True)
 
 

@@ -99,16 +99,16 @@ class TokenRunner(Runner):
                 sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
                 mask = masks[b][k]
                 t = float(row.frame_timesteps[c.blocks[k][0]]) if self.extrapolation else 0.0
-                if mask is not None and not mask.any():  # the whole block reuses: no gather, nothing new to store
+                whole = mask is not None and not mask.any()  # every token reuses: no gather, nothing new to store
+                if whole:
                     x_out[b, sl] = x_in[sl] + self._reused_residual((b, k), t)
-                    d.counter.token_layer_reused += mask.numel() * layers
-                    self.last_out[(b, k)] = x_out[b, sl]
-                    continue
-                if mask is not None:
+                elif mask is not None:
                     keep = ~mask
                     x_out[b, sl][keep] = x_in[sl][keep] + self._reused_residual((b, k), t)[keep]
-                    d.counter.token_layer_reused += int(keep.sum()) * layers
-                self._store_residual((b, k), x_out[b, sl] - x_in[sl], mask, t)
+                if mask is not None:
+                    d.counter.token_layer_reused += int((~mask).sum()) * layers
+                if not whole:
+                    self._store_residual((b, k), x_out[b, sl] - x_in[sl], mask, t)
                 self.last_out[(b, k)] = x_out[b, sl]
         outs = x_out[:, t_act - t0:]
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
