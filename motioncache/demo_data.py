@@ -8,7 +8,7 @@ covers the same path from the first to the last frame).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -271,6 +271,22 @@ def make_example(seed: int, num_frames: int = 33, height: int = 128, width: int 
                  split: str = "train", paths: str = "long") -> tuple[np.ndarray, str, Scene]:
     scene = sample_scene(np.random.default_rng(seed), split, paths)
     return render(scene, num_frames, height, width), caption(scene), scene
+
+
+def free_start(obj: SceneObject, share: float, rng: np.random.Generator) -> SceneObject:
+    """The same object and direction, its path cut to `share`, its start anywhere in the frame (it may leave
+    the frame): where it starts then says nothing about where it goes, only the caption's motion word does."""
+    m = obj.size + 0.01
+    start = tuple(float(v) for v in rng.uniform(m, 1 - m, size=2))
+    return replace(obj, start=start, shift=tuple(share * d for d in obj.shift))
+
+
+def word_scene(rng: np.random.Generator, paths: str = "long", path_share: float = 0.5) -> Scene:
+    """A "word" scene (docs/demo.md): one moving object (never still) on a flat background, free start."""
+    while True:
+        scene = sample_scene(rng, "train", paths)
+        if scene.main.motion != "still":
+            return replace(scene, objects=(free_start(scene.main, path_share, rng),), texture="none")
 
 
 def heldout_captions(n: int = 50, seed: int = 12345, paths: str = "long") -> list[tuple[str, Scene]]:

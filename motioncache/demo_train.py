@@ -98,6 +98,14 @@ class TrainConfig:
                                    # Forcing's and SkyReels-V2's training): a cleaner frame beside noisier ones
                                    # is where the motion word predicts most (scripts/motion_word_probe.py)
     caption_dropout: float = 0.1
+    # "word" batches (docs/demo.md): first-block clips (one causal block) of one moving object on a flat
+    # background whose start is drawn anywhere, so only the caption's motion word tells where it goes; a share
+    # of them with the first latent frame nearly clean, where the word is learned first. Mixed with the
+    # ordinary batches from step 0 they teach the direction the recipe alone never learned.
+    word_share: float = 0.0        # share of transformer steps that are word batches (0 = off)
+    word_clips: int = 1024         # word clips encoded in phase 2
+    word_path_share: float = 0.5   # their paths cut to this share of an ordinary path
+    word_visible: float = 0.6      # share with latent frame 0 at sigma U(0, 0.3) and the rest at U(0.7, 1)
     text_attribute_loss: float = 0.3  # weight of a cross-entropy that makes every caption token's text state name
                                       # the main object's colour, shape, motion and the background
                                       # (TextAttributeHeads): without it the motion and shape words did not reach

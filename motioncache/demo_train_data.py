@@ -9,11 +9,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .demo_data import make_example, object_mask
+from .demo_data import caption, make_example, object_mask, render, word_scene
 from .train_support import Clock, load_checkpoint, save_checkpoint, to_tensor
 
 if TYPE_CHECKING:
     from .demo_train import TrainConfig
+
+
+KINDS = ("short", "long", "word")  # ordinary clips, long ones, and the word clips (TrainConfig.word_share)
+SEED_OFFSET = {"short": 0, "long": 500_000, "word": 800_000}  # clip i of a kind: seed * 1e6 + offset + i
+
+
+def word_frames(cfg: TrainConfig) -> int:
+    """Frames of a word clip: one causal block of latent frames (the VAE: 1 + 4 per later latent frame)."""
+    return 1 + 4 * (cfg.block - 1)
 
 
 # -- phase 2: latents of the training clips ---------------------------------------------------
@@ -21,38 +30,46 @@ if TYPE_CHECKING:
 def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
     """Latents (normalized) and captions of all training clips; statistics go into the VAE config."""
     path = state / "data.pt"
-    data = load_checkpoint(path) or {k: [] for k in ("short", "long", "short_captions", "long_captions",
-                                                     "short_mask", "long_mask")}
+    data = load_checkpoint(path) or {}
+    for kind in KINDS:
+        for key in (kind, f"{kind}_captions", f"{kind}_mask"):
+            data.setdefault(key, [])
     if data.get("done"):
         vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
         return data
-    clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), len(data["short"]) + len(data["long"])
-    total = cfg.clips + cfg.long_clips
-    for kind, count, frames in (("short", cfg.clips, cfg.clip_frames), ("long", cfg.long_clips, cfg.long_frames)):
+    counts = {"short": (cfg.clips, cfg.clip_frames), "long": (cfg.long_clips, cfg.long_frames),
+              "word": (cfg.word_clips if cfg.word_share > 0 else 0, word_frames(cfg))}
+    clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), sum(len(data[k]) for k in KINDS)
+    total = sum(n for n, _ in counts.values())
+    for kind, (count, frames) in counts.items():
         while len(data[kind]) < count:
-            i = len(data[kind])
-            video, text, scene = make_example(cfg.seed * 1_000_000 + (0 if kind == "short" else 500_000) + i,
-                                              frames, cfg.height, cfg.width, paths=cfg.paths)
+            seed = cfg.seed * 1_000_000 + SEED_OFFSET[kind] + len(data[kind])
+            if kind == "word":
+                scene = word_scene(np.random.default_rng(seed), cfg.paths, cfg.word_path_share)
+                video, text = render(scene, frames, cfg.height, cfg.width), caption(scene)
+            else:
+                video, text, scene = make_example(seed, frames, cfg.height, cfg.width, paths=cfg.paths)
             with torch.no_grad():
                 data[kind].append(vae.encode(to_tensor(video)[None]).latent_dist.mode()[0].half())
             data[f"{kind}_captions"].append(text)
             data[f"{kind}_mask"].append(latent_grid(object_mask(scene, video)))
-            done = len(data["short"]) + len(data["long"])
+            done = sum(len(data[k]) for k in KINDS)
             if done % 20 == 0:
                 rate = (time.monotonic() - t0) / (done - n0)
                 log(f"data: encoded {done}/{total} clips, {rate:.2f}s/clip eta {rate * (total - done) / 60:.1f}min")
             if clock.due():
                 save_checkpoint(data, path)
-    # per-channel statistics over every latent frame; the pipeline normalizes as (z - mean) / std
+    # per-channel statistics over every latent frame of the ordinary clips; the pipeline normalizes as
+    # (z - mean) / std
     allz = torch.cat([z.float().flatten(1) for z in data["short"] + data["long"]], dim=1)
     mean, std = allz.mean(1), allz.std(1)
-    for kind in ("short", "long"):
+    for kind in KINDS:
         data[kind] = [((z.float() - mean.view(-1, 1, 1, 1)) / std.view(-1, 1, 1, 1)).half() for z in data[kind]]
     data.update(mean=mean.tolist(), std=std.tolist(), done=True)
     vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
     save_checkpoint(data, path)
-    log(f"data: {len(data['short'])} short + {len(data['long'])} long clips; latent std before normalization "
-        f"{std.mean():.3f}")
+    log(f"data: {len(data['short'])} short + {len(data['long'])} long + {len(data['word'])} word clips; "
+        f"latent std before normalization {std.mean():.3f}")
     return data
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .demo_data import ATTRIBUTES, VOCABULARY, caption_labels
+from .demo_train_data import KINDS
 from .model_files import SCHEDULER_CONFIG
 from .text import clean_prompt
 from .tiny_model import build_tokenizer
@@ -116,11 +117,25 @@ def sample_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator)
     return torch.where(clean.repeat_interleave(cfg.block, dim=1), torch.zeros_like(sigma), sigma)
 
 
+def sample_word_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator) -> torch.Tensor:
+    """Noise levels [B, F] of a word batch (one causal block): one flow-matching level per clip, or, for a share
+    `word_visible`, latent frame 0 nearly clean (U(0, 0.3)) and the later frames noisy (U(0.7, 1)), where
+    only the caption says where the object goes next."""
+    u = torch.rand(batch, 1, generator=g)
+    sigma = (cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)).expand(batch, frames)
+    visible = torch.rand(batch, 1, generator=g) < cfg.word_visible
+    first = 0.3 * torch.rand(batch, 1, generator=g)
+    rest = 0.7 + 0.3 * torch.rand(batch, frames - 1, generator=g)
+    return torch.where(visible, torch.cat([first, rest], 1), sigma)
+
+
 def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator,
-                           objects: torch.Tensor | None = None, text_len: int = ENGINE_TEXT_LEN) -> torch.Tensor:
-    """Flow-matching MSE; `objects` (bool [B, F, H, W] on the latent grid) get `object_loss_weight` extra."""
+                           objects: torch.Tensor | None = None, text_len: int = ENGINE_TEXT_LEN,
+                           word: bool = False) -> torch.Tensor:
+    """Flow-matching MSE; `objects` (bool [B, F, H, W] on the latent grid) get `object_loss_weight` extra;
+    `word` batches draw their noise levels with sample_word_sigmas."""
     b, _, f = x0.shape[:3]
-    sigma = sample_sigmas(cfg, b, f, g)  # [B, F]
+    sigma = (sample_word_sigmas if word else sample_sigmas)(cfg, b, f, g)  # [B, F]
     noise = torch.randn(x0.shape, generator=g)
     s = sigma[:, None, :, None, None]
     xt = (1 - s) * x0 + s * noise  # x_t as the flow-matching scheduler defines it
@@ -161,10 +176,21 @@ class TextAttributeHeads(torch.nn.Module):
         return total / len(self.heads)
 
 
+def tokenized_captions(tokenizer, data: dict) -> dict:
+    """Per clip kind: (token ids, attention mask, caption_labels) of every caption; "empty": the empty prompt."""
+    ids = {k: (*_tokenize(tokenizer, data[f"{k}_captions"]),
+               torch.tensor([caption_labels(t) for t in data[f"{k}_captions"]]))
+           for k in KINDS if data.get(f"{k}_captions")}
+    ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
+    return ids
+
+
 def _tf_batch(cfg, data, ids, step: int, g: torch.Generator):
     rng = np.random.default_rng([cfg.seed, 3, step])
     long = cfg.long_clips > 0 and step % cfg.long_every == cfg.long_every - 1
     kind, n = ("long", cfg.long_batch) if long else ("short", cfg.batch)
+    if cfg.word_share > 0 and np.random.default_rng([cfg.seed, 4, step]).random() < cfg.word_share:
+        kind, n = "word", cfg.batch
     pick = rng.integers(0, len(data[kind]), n)
     x0 = torch.stack([data[kind][i].float() for i in pick])
     objects = torch.stack([data[f"{kind}_mask"][i] for i in pick])
@@ -192,10 +218,7 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         log(f"transformer: resumed at step {step}")
     millions = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (transformer, text_encoder, vae)]
     log("transformer: {:.2f}M params, text encoder {:.2f}M, vae {:.2f}M".format(*millions))
-    ids = {k: (*_tokenize(tokenizer, data[f"{k}_captions"]),
-               torch.tensor([caption_labels(t) for t in data[f"{k}_captions"]]))
-           for k in ("short", "long") if data[f"{k}_captions"]}
-    ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
+    ids = tokenized_captions(tokenizer, data)
 
     def save():
         save_checkpoint({"transformer": transformer.state_dict(), "text_encoder": text_encoder.state_dict(),
@@ -218,7 +241,8 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects, text_len)
+            loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects, text_len,
+                                          word=kind == "word")
         attribute_loss = heads.loss(text_encoder, tok, mask, labels, captioned) if cfg.text_attribute_loss else 0.0
         opt.zero_grad(set_to_none=True)
         (loss + cfg.text_attribute_loss * attribute_loss).backward()

@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motioncache.demo_data import DIRECTIONS, OPPOSITE, SceneObject, caption, caption_labels, render, sample_scene
+from motioncache.demo_data import DIRECTIONS, OPPOSITE, caption, caption_labels, free_start, render, sample_scene
 from motioncache.demo_train import TrainConfig
 from motioncache.demo_train_transformer import (TextAttributeHeads, _tf_batch, _tokenize, cpu_has_bf16,
-                                               diffusion_forcing_loss, encode_text, use_model_text_attention,
+                                               diffusion_forcing_loss, encode_text, tokenized_captions,
+                                               use_model_text_attention,
                                                use_padded_text_attention)
 from motioncache.train_support import load_checkpoint
 from motioncache.model_files import load_components
@@ -43,13 +44,6 @@ def edit_motion(text: str, table: dict) -> str:
     words = text.split()
     words[4] = table.get(words[4], words[4])
     return " ".join(words)
-
-
-def free_start(obj: SceneObject, share: float, rng) -> SceneObject:
-    """The same object and direction, the path cut to `share`, the start anywhere in the frame."""
-    m = obj.size + 0.01
-    start = tuple(float(v) for v in rng.uniform(m, 1 - m, size=2))
-    return dataclasses.replace(obj, start=start, shift=tuple(share * d for d in obj.shift))
 
 
 def main() -> None:
@@ -168,9 +162,9 @@ def main() -> None:
     def recipe_loss(step, g):
         """A batch of the train-demo run's multi-block clips with its diffusion-forcing loss."""
         cfg, data, ids = recipe
-        x0, objects, tok, mask, _, labels, captioned = _tf_batch(cfg, data, ids, step, g)
+        x0, objects, tok, mask, kind, labels, captioned = _tf_batch(cfg, data, ids, step, g)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion_forcing_loss(cfg, tr, te, x0, tok, mask, g, objects, text_len)
+            loss = diffusion_forcing_loss(cfg, tr, te, x0, tok, mask, g, objects, text_len, word=kind == "word")
         if args.text_attribute_loss:
             loss = loss + args.text_attribute_loss * heads.loss(te, tok, mask, labels, captioned)
         return loss
@@ -206,11 +200,7 @@ def recipe_batches(state: str, tokenizer):
     state = Path(state)
     cfg = TrainConfig(**json.loads((state / "config.json").read_text()))
     data = load_checkpoint(state / "data.pt")
-    ids = {k: (*_tokenize(tokenizer, data[f"{k}_captions"]),
-               torch.tensor([caption_labels(t) for t in data[f"{k}_captions"]]))
-           for k in ("short", "long") if data[f"{k}_captions"]}
-    ids["empty"] = tuple(t[0] for t in _tokenize(tokenizer, [""]))
-    return cfg, data, ids
+    return cfg, data, tokenized_captions(tokenizer, data)
 
 
 def save(model: str, out: str, transformer, text_encoder) -> None:

@@ -7,7 +7,8 @@ import torch
 
 from motioncache.demo_train import TrainConfig, config_overrides, tiny_config, train
 from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, TextAttributeHeads, _tokenize, build_text_model,
-                                               diffusion_forcing_loss, sample_sigmas, use_padded_text_attention)
+                                               _tf_batch, diffusion_forcing_loss, sample_sigmas,
+                                               sample_word_sigmas, tokenized_captions, use_padded_text_attention)
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
@@ -95,6 +96,61 @@ def test_diffusion_forcing_noise_levels_per_block_or_per_frame():
     assert clean.any() and ((s == 0).any(dim=2) == clean).all()  # clean context is still whole blocks
     assert s[~clean].std(dim=1).mean() > 0.05  # frames of one block get different levels
     assert (s.flatten(1).diff(dim=1)[(s.flatten(1) > 0).all(dim=1)] >= 0).float().mean() > 0.7  # half sorted
+
+
+def test_word_noise_levels_hide_or_show_the_first_frame():
+    cfg = TrainConfig(word_visible=0.6)
+    s = sample_word_sigmas(cfg, 2000, 5, torch.Generator().manual_seed(0))
+    visible = (s[:, 0] < 0.3) & (s[:, 1:] >= 0.7).all(dim=1) & (s[:, 1:].std(dim=1) > 0)
+    assert 0.55 < visible.float().mean() < 0.65
+    rest = s[~visible]
+    assert (rest == rest[:, :1]).all() and rest[:, 0].std() > 0.2  # one level per clip, spread over (0, 1)
+    assert (s > 0).all()  # every frame has a target
+
+
+def test_word_scenes_tie_direction_to_the_caption_only():
+    from motioncache.demo_data import caption, sample_scene, word_scene
+
+    scenes = [word_scene(np.random.default_rng(i), "large", 0.5) for i in range(400)]
+    assert all(len(s.objects) == 1 and s.texture == "none" and s.main.motion != "still" for s in scenes)
+    assert all(" and " not in caption(s) and "moves" in caption(s) for s in scenes)
+    # Where an object starts says nothing about where it goes: right-movers start in both halves of the frame,
+    # as do left-movers (ordinary scenes start every right-mover on the left, so the whole path stays in view).
+    for motion in ("right", "left"):
+        xs = np.array([s.main.start[0] for s in scenes if s.main.motion == motion])
+        assert len(xs) > 10 and (xs < 0.4).any() and (xs > 0.6).any()
+    ordinary = [sample_scene(np.random.default_rng(i), paths="large") for i in range(400)]
+    assert max(s.main.start[0] for s in ordinary if s.main.motion == "right") < 0.5
+
+
+def test_free_start_keeps_the_direction_and_draws_the_start_anywhere():
+    from motioncache.demo_data import free_start, sample_scene
+
+    rng = np.random.default_rng(0)
+    starts = []
+    for _ in range(200):
+        main = sample_scene(rng).main
+        if main.motion == "right":
+            moved = free_start(main, 0.5, rng)
+            assert moved.shift == (0.5 * main.shift[0], 0.0) and moved.motion == "right"
+            starts.append(moved.start[0])
+    assert min(starts) < 0.3 and max(starts) > 0.7  # a right-mover may now start on the right
+
+
+def test_word_share_draws_first_block_batches(tmp_path):
+    cfg = dataclasses.replace(tiny_config(), word_share=0.5, word_clips=3, tf_steps=8)
+    logs = []
+    train(cfg, tmp_path / "m", log=logs.append)
+    data = torch.load(tmp_path / "m" / ".train" / "data.pt", weights_only=False)
+    assert len(data["word"]) == 3 and data["word"][0].shape[1] == cfg.block  # one causal block of latent frames
+    assert all(" and " not in t for t in data["word_captions"])
+    ids = tokenized_captions(build_text_model(cfg)[0], data)
+    kinds = [_tf_batch(cfg, data, ids, step, torch.Generator())[4] for step in range(200)]
+    assert 0.4 < kinds.count("word") / 200 < 0.6 and "short" in kinds and "long" in kinds
+    assert any("word" in m and "transformer step" in m for m in logs)  # its own running loss in the progress
+    off = dataclasses.replace(cfg, word_share=0.0)  # off: the ordinary schedule, step for step
+    assert [_tf_batch(off, data, ids, s, torch.Generator())[4] for s in range(200)] == \
+        ["long" if s % cfg.long_every == cfg.long_every - 1 else "short" for s in range(200)]
 
 
 def test_object_mask_on_the_latent_grid_follows_the_main_object():

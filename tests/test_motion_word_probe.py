@@ -5,11 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from motioncache.demo_data import DIRECTIONS, sample_scene
+from motioncache.demo_data import DIRECTIONS
 from motioncache.demo_train import tiny_config, train
 from motioncache.model_files import load_components
 
@@ -70,19 +69,6 @@ def test_word_finetune_trial_runs_and_reports_the_probes(tiny_dir, tmp_path):
     changed = [not torch.equal(a, b) for a, b in zip(before.transformer.parameters(), after.transformer.parameters())]
     assert any(changed)
     assert all(torch.equal(a, b) for a, b in zip(before.vae.parameters(), after.vae.parameters()))
-
-
-def test_free_start_keeps_the_direction_and_draws_the_start_anywhere(load_script):
-    trial = load_script("word_finetune_trial")
-    rng = np.random.default_rng(0)
-    starts = []
-    for _ in range(200):
-        main = sample_scene(rng).main
-        if main.motion == "right":
-            moved = trial.free_start(main, 0.5, rng)
-            assert moved.shift == (0.5 * main.shift[0], 0.0) and moved.motion == "right"
-            starts.append(moved.start[0])
-    assert min(starts) < 0.3 and max(starts) > 0.7  # a right-mover may now start on the right
 
 
 def test_word_finetune_trial_mixes_in_the_recipes_multi_block_batches(tmp_path):
