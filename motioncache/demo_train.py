@@ -74,8 +74,8 @@ class TrainConfig:
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
     long_clips: int = 20         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
-    paths: str = "long"          # demo_data.PATH_STYLES: "short" draws starts whatever the direction, "large"
-    #                              has a larger main object (docs/demo.md)
+    paths: str = "large"         # demo_data.PATH_STYLES: "large" has a main object 2-2.6 tokens across (its
+    #                              shape is more than sub-token detail; docs/demo.md); "long" the earlier size
     # transformer + text encoder (phase 3)
     heads: int = 3
     head_dim: int = 64
@@ -84,7 +84,7 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 3600
+    tf_steps: int = 7000         # half of them word batches (about half the cost of an ordinary batch)
     batch: int = 8
     long_batch: int = 2
     long_every: int = 5          # every 5th step is a long batch
@@ -102,7 +102,7 @@ class TrainConfig:
     # background whose start is drawn anywhere, so only the caption's motion word tells where it goes; a share
     # of them with the first latent frame nearly clean, where the word is learned first. Mixed with the
     # ordinary batches from step 0 they teach the direction the recipe alone never learned.
-    word_share: float = 0.0        # share of transformer steps that are word batches (0 = off)
+    word_share: float = 0.5        # share of transformer steps that are word batches (0 = off)
     word_clips: int = 1024         # word clips encoded in phase 2
     word_path_share: float = 0.5   # their paths cut to this share of an ordinary path
     word_visible: float = 0.6      # share with latent frame 0 at sigma U(0, 0.3) and the rest at U(0.7, 1)
@@ -163,7 +163,7 @@ def tiny_config() -> TrainConfig:
     return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2,
                        dec_whole_steps=1, dec_noise=0.1,
                        vae_image_steps=1, vae_crop_steps=(1, 2), vae_crop=8, vae_frames=5, vae_batch=2, vae_clip_batch=1,
-                       dec_crop=8, dec_batch=1,
+                       dec_crop=8, dec_batch=1, word_clips=3,
                        clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
                        ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
                        long_every=2, warmup=1, defaults=dict(
