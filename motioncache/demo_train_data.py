@@ -11,6 +11,7 @@ import torch
 
 from .demo_data import caption, make_example, object_mask, render, word_scene
 from .train_support import Clock, load_checkpoint, save_checkpoint, to_tensor
+from .vae_stream import latent_to_pixel_frames
 
 if TYPE_CHECKING:
     from .demo_train import TrainConfig
@@ -18,11 +19,6 @@ if TYPE_CHECKING:
 
 KINDS = ("short", "long", "word")  # ordinary clips, long ones, and the word clips (TrainConfig.word_share)
 SEED_OFFSET = {"short": 0, "long": 500_000, "word": 800_000}  # clip i of a kind: seed * 1e6 + offset + i
-
-
-def word_frames(cfg: TrainConfig) -> int:
-    """Frames of a word clip: one causal block of latent frames (the VAE: 1 + 4 per later latent frame)."""
-    return 1 + 4 * (cfg.block - 1)
 
 
 # -- phase 2: latents of the training clips ---------------------------------------------------
@@ -38,7 +34,8 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
         vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
         return data
     counts = {"short": (cfg.clips, cfg.clip_frames), "long": (cfg.long_clips, cfg.long_frames),
-              "word": (cfg.word_clips if cfg.word_share > 0 else 0, word_frames(cfg))}
+              "word": (cfg.word_clips if cfg.word_share > 0 else 0,  # one causal block of latent frames
+                       latent_to_pixel_frames(0, cfg.block)[1])}
     clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), sum(len(data[k]) for k in KINDS)
     total = sum(n for n, _ in counts.values())
     for kind, (count, frames) in counts.items():
