@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .demo_data import PATH_STYLES, heldout_captions
+from .demo_data import PATH_STYLES, SHIPPED_PATHS, heldout_captions
 from .demo_train_data import encode_data
 from .demo_train_transformer import train_transformer
 from .demo_train_vae import build_vae, train_decoder, train_vae
@@ -74,7 +74,7 @@ class TrainConfig:
     clip_frames: int = 37        # 10 latent frames = 2 causal blocks of 5
     long_clips: int = 20         # long clips teach attention over the 25 latent frames of a 97-frame video
     long_frames: int = 97
-    paths: str = "large"         # demo_data.PATH_STYLES: "large" has a main object 2-2.6 tokens across (its
+    paths: str = SHIPPED_PATHS   # demo_data.PATH_STYLES: "large" has a main object 2-2.6 tokens across (its
     #                              shape is more than sub-token detail; docs/demo.md); "long" the earlier size
     # transformer + text encoder (phase 3)
     heads: int = 3

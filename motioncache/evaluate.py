@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motioncache.demo_data import OBJECT_COLORS, PATH_STYLES
+from motioncache.demo_data import OBJECT_COLORS, PATH_STYLES, SHIPPED_PATHS
 
 DIFF_THRESHOLD = 45.0      # demo objects differ from every background by >= 120 (RGB distance)
 SALIENT_THRESHOLD = 70.0   # above any texture's deviation from the base colour (<= 16 * sqrt(3) * 2)
@@ -318,6 +318,12 @@ def cmd_evaluate(args) -> None:
     overrides = {k: v for k, v in (("num_frames", args.num_frames), ("num_inference_steps", args.steps),
                                    ("guidance_scale", args.guidance_scale), ("shift", args.shift),
                                    ("ar_step", args.ar_step)) if v is not None}
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.save_videos:
         Path(args.save_videos).mkdir(parents=True, exist_ok=True)
     engine = load_engine(args.model, args.device, args.dtype)
@@ -343,7 +349,7 @@ def cmd_evaluate(args) -> None:
             print(f"[{i + 1}/{len(pairs)}] {time.perf_counter() - started:.0f}s {text}", file=sys.stderr, flush=True)
     result = evaluate(zip(videos["none"], scenes))
     print(_table(result))
-    report = {"model": str(engine.c.path), "source": args.source, "request_overrides": overrides,
+    report = {"model": str(engine.c.path), "source": args.source, "paths": args.paths, "request_overrides": overrides,
               "seeds": args.seeds, "result": result, "videos": items, "wall_s": time.perf_counter() - started}
     if args.compare_cache:
         agreement = compare(videos["none"], videos[args.compare_cache])
@@ -370,13 +376,15 @@ def register(subparsers) -> None:
                         "(the ceiling for generated videos)")
     p.add_argument("--compare-cache", metavar="POLICY", help="also generate with this cache policy and report "
                    "how often its predictions agree with the uncached ones")
-    p.add_argument("--paths", choices=list(PATH_STYLES), default="long",
-                   help="path style the held-out scenes are drawn with (demo_data.PATH_STYLES; the captions differ)")
+    p.add_argument("--paths", choices=list(PATH_STYLES), default=SHIPPED_PATHS,
+                   help="path style the held-out scenes are drawn with (demo_data.PATH_STYLES; the captions differ; "
+                        f"default {SHIPPED_PATHS!r}, what the shipped demo model is trained on)")
     p.add_argument("--save-videos", metavar="DIR", help="also write each (uncached) video as DIR/NNN_seedS.npz "
                    "(uint8 frames [F, H, W, 3]); the JSON's videos name them")
     p.add_argument("--rescore", metavar="REPORT", help="judge the videos an earlier report saved (--save-videos) "
                    "again with this evaluator instead of generating; --json writes the new report")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)

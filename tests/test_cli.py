@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pytest
 
+from motioncache.demo_data import SHIPPED_PATHS, heldout_captions
+from motioncache.demo_train import TrainConfig
 from motioncache.evaluate import analyze_video
 from motioncache.video_io import decode_video
 
@@ -123,10 +125,13 @@ def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_pa
     gen, rec = tmp_path / "gen.json", tmp_path / "rec.json"
     p = run(*common, "--steps", "2", "--json", str(gen), "--save-videos", str(tmp_path / "videos"))
     assert p.returncode == 0, p.stderr
-    p = run(*common, "--source", "reconstructed", "--json", str(rec))
+    p = run(*common, "--source", "reconstructed", "--threads", "1", "--json", str(rec))
     assert p.returncode == 0, p.stderr
     g, r = json.loads(gen.read_text()), json.loads(rec.read_text())
     assert g["source"] == "generated" and r["source"] == "reconstructed"
+    # by default the held-out scenes are drawn in the style the shipped model is trained on
+    assert g["paths"] == SHIPPED_PATHS and TrainConfig().paths == SHIPPED_PATHS
+    assert [v["caption"] for v in g["videos"]] == [text for text, _ in heldout_captions(2, paths=SHIPPED_PATHS)]
     assert r["result"]["n"] == g["result"]["n"] == 2 and "color=" in p.stdout
     assert [v["caption"] for v in r["videos"]] == [v["caption"] for v in g["videos"]]  # the same held-out scenes
     for item in g["videos"]:  # saved videos are judged exactly as they were when generated
@@ -142,5 +147,7 @@ def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_pa
     assert bad.returncode == 2 and "--save-videos" in bad.stderr and "Traceback" not in bad.stderr
     short = run(*common, "--source", "reconstructed", "--paths", "short")
     assert short.returncode == 0 and "n=2" in short.stdout, short.stderr
+    bad = run(*common, "--threads", "0")
+    assert bad.returncode == 2 and "--threads" in bad.stderr and "Traceback" not in bad.stderr
     bad = run(*common, "--source", "reconstructed", "--compare-cache", "chunked")
     assert bad.returncode == 2 and "--source generated" in bad.stderr and "Traceback" not in bad.stderr
