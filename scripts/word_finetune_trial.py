@@ -169,7 +169,14 @@ def main() -> None:
             loss = loss + args.text_attribute_loss * heads.loss(te, tok, mask, labels, captioned)
         return loss
 
-    history, avg, t0 = [evaluate(0)], {}, time.monotonic()
+    def record(step):
+        history.append(evaluate(step))
+        if args.json:  # rewritten at every evaluation (also with --steps 0: the probe alone)
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "history": history}, f, indent=1)
+
+    history, avg, t0 = [], {}, time.monotonic()
+    record(0)
     for step in range(1, args.steps + 1):
         rng, g = np.random.default_rng([7, step]), torch.Generator().manual_seed(step)
         kind = "recipe" if recipe and rng.random() < args.recipe_share else "loss"
@@ -185,10 +192,7 @@ def main() -> None:
             losses = " ".join(f"{k} {v:.4f}" for k, v in avg.items())
             print(f"step {step} {losses} {(time.monotonic() - t0) / step:.2f}s/step", flush=True)
         if step % args.eval_every == 0:
-            history.append(evaluate(step))
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump({"args": vars(args), "history": history}, f, indent=1)
+            record(step)
             if args.save and step < args.steps:  # a long run keeps its latest model on disk
                 save(args.model, args.save, tr, te)
     if args.save:

@@ -71,6 +71,16 @@ def test_word_finetune_trial_runs_and_reports_the_probes(tiny_dir, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before.vae.parameters(), after.vae.parameters()))
 
 
+def test_word_finetune_trial_with_no_steps_reports_the_probes_alone(tiny_dir, tmp_path):
+    out = tmp_path / "probe.json"
+    run = subprocess.run([sys.executable, str(SCRIPT.parent / "word_finetune_trial.py"), "--model", str(tiny_dir),
+                          "--steps", "0", "--pool", "2", "--batch", "2", "--threads", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    history = json.loads(out.read_text())["history"]
+    assert [h["step"] for h in history] == [0] and history[0]["minimal, block 0.9"]["true"] > 0
+
+
 def test_word_finetune_trial_mixes_in_the_recipes_multi_block_batches(tmp_path):
     out = tmp_path / "demo"
     cfg = tiny_config()
