@@ -68,17 +68,22 @@ def _read_b64(path: str | None, what: str) -> str | None:
         raise CliError(f"cannot read {what} {path}: {e.strerror}") from None
 
 
-def load_engine(model: str | None, device: str, dtype: str):
+def load_engine(model: str | None, device: str, dtype: str, threads: int | None = None):
+    """The engine over a model directory (default: the demo model); threads sets torch's CPU threads first."""
+    import torch
+
     from .engine import Engine
     from .model_files import load_components
 
+    if threads is not None:
+        if threads < 1:
+            raise CliError("--threads must be at least 1")
+        torch.set_num_threads(threads)
     path = Path(model) if model else DEFAULT_MODEL
     if not path.exists():
         hint = "" if model else " (the demo model is not there: pass --model DIR; `motioncache make-tiny-model DIR` makes a tiny one)"
         raise CliError(f"model directory {path} does not exist{hint}")
     if device.startswith("cuda"):
-        import torch
-
         if not torch.cuda.is_available():
             raise CliError(f"--device {device}: no CUDA device is available on this machine")
     return Engine(load_components(path, device=device, dtype=dtype))
@@ -159,11 +164,7 @@ def cmd_bench(args) -> None:
 
     for spec in args.policies.split(","):
         make_policy(*parse_spec(spec))
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    engine = load_engine(args.model, args.device, args.dtype)
+    engine = load_engine(args.model, args.device, args.dtype, args.threads)
     report = benchmark(engine, args.policies.split(","), prompts, args.seeds, knobs, cache_knobs=cache_knobs,
                        warmup=args.warmup,
                        log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
@@ -250,4 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m motioncache.cli` runs this file as __main__, a second copy of the module: call the package's own
+    # main, so the subcommands that import from motioncache.cli raise the CliError it catches
+    from motioncache.cli import main as package_main
+
+    sys.exit(package_main())

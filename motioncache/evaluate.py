@@ -318,15 +318,9 @@ def cmd_evaluate(args) -> None:
     overrides = {k: v for k, v in (("num_frames", args.num_frames), ("num_inference_steps", args.steps),
                                    ("guidance_scale", args.guidance_scale), ("shift", args.shift),
                                    ("ar_step", args.ar_step)) if v is not None}
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError("--threads must be at least 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
     if args.save_videos:
         Path(args.save_videos).mkdir(parents=True, exist_ok=True)
-    engine = load_engine(args.model, args.device, args.dtype)
+    engine = load_engine(args.model, args.device, args.dtype, args.threads)
     policies = ["none"] + ([args.compare_cache] if args.compare_cache else [])
     videos: dict[str, list[np.ndarray]] = {p: [] for p in policies}
     scenes, items, started = [], [], time.perf_counter()

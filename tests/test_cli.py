@@ -149,5 +149,7 @@ def test_evaluate_scores_generated_and_vae_reconstructed_videos(tiny_dir, tmp_pa
     assert short.returncode == 0 and "n=2" in short.stdout, short.stderr
     bad = run(*common, "--threads", "0")
     assert bad.returncode == 2 and "--threads" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run("evaluate", "--model", str(tmp_path / "missing"), "--n", "1")  # errors raised in motioncache.cli
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
     bad = run(*common, "--source", "reconstructed", "--compare-cache", "chunked")
     assert bad.returncode == 2 and "--source generated" in bad.stderr and "Traceback" not in bad.stderr
