@@ -103,6 +103,9 @@ class TrainConfig:
     # of them with the first latent frame nearly clean, where the word is learned first. Mixed with the
     # ordinary batches from step 0 they teach the direction the recipe alone never learned.
     word_share: float = 0.5        # share of transformer steps that are word batches (0 = off)
+    word_phase: tuple = ()         # (start, end): steps start..end-1 are word batches only, at the peak learning
+                                   # rate; the cosine schedule runs over the other steps. The word took hold only
+                                   # after ~3000 steps of word batches alone (docs/demo.md)
     word_clips: int = 1024         # word clips encoded in phase 2
     word_path_share: float = 0.5   # their paths cut to this share of an ordinary path
     word_visible: float = 0.6      # share with latent frame 0 at sigma U(0, 0.3) and the rest at U(0.7, 1)
@@ -128,6 +131,12 @@ class TrainConfig:
     def __post_init__(self):
         if self.paths not in PATH_STYLES:
             raise ValueError(f"paths={self.paths}: choose one of {', '.join(PATH_STYLES)}")
+        if self.word_phase and not (len(self.word_phase) == 2 and 0 <= self.word_phase[0] <= self.word_phase[1]):
+            raise ValueError(f"word_phase={self.word_phase}: give START,END with 0 <= START <= END")
+
+    @property
+    def word_clips_used(self) -> bool:
+        return self.word_share > 0 or bool(self.word_phase)
 
 
 # Options that may change between a run and its resume (they do not change what was already computed).

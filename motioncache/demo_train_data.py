@@ -34,7 +34,7 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
         vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
         return data
     counts = {"short": (cfg.clips, cfg.clip_frames), "long": (cfg.long_clips, cfg.long_frames),
-              "word": (cfg.word_clips if cfg.word_share > 0 else 0,  # one causal block of latent frames
+              "word": (cfg.word_clips if cfg.word_clips_used else 0,  # one causal block of latent frames
                        latent_to_pixel_frames(0, cfg.block)[1])}
     clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), sum(len(data[k]) for k in KINDS)
     total = sum(n for n, _ in counts.values())

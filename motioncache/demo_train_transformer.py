@@ -185,11 +185,27 @@ def tokenized_captions(tokenizer, data: dict) -> dict:
     return ids
 
 
+def in_word_phase(cfg: TrainConfig, step: int) -> bool:
+    return bool(cfg.word_phase) and cfg.word_phase[0] <= step < cfg.word_phase[1]
+
+
+def transformer_lr(cfg: TrainConfig, step: int) -> float:
+    """Warm-up, then cosine to 10% over the steps outside the word phase; the peak rate inside it."""
+    if in_word_phase(cfg, step):
+        return cfg.lr
+    start, end = cfg.word_phase or (0, 0)
+    done = step - max(0, min(step, end) - start)  # steps of the schedule behind this one
+    progress = min(done / max(1, cfg.tf_steps - (end - start)), 1.0)
+    warm = min(1.0, (step + 1) / cfg.warmup)
+    return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def _tf_batch(cfg, data, ids, step: int, g: torch.Generator):
     rng = np.random.default_rng([cfg.seed, 3, step])
     long = cfg.long_clips > 0 and step % cfg.long_every == cfg.long_every - 1
     kind, n = ("long", cfg.long_batch) if long else ("short", cfg.batch)
-    if cfg.word_share > 0 and np.random.default_rng([cfg.seed, 4, step]).random() < cfg.word_share:
+    if in_word_phase(cfg, step) or (cfg.word_share > 0 and
+                                    np.random.default_rng([cfg.seed, 4, step]).random() < cfg.word_share):
         kind, n = "word", cfg.batch
     pick = rng.integers(0, len(data[kind]), n)
     x0 = torch.stack([data[kind][i].float() for i in pick])
@@ -236,8 +252,7 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
     while step < cfg.tf_steps:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         x0, objects, tok, mask, kind, labels, captioned = _tf_batch(cfg, data, ids, step, g)
-        warm = min(1.0, (step + 1) / cfg.warmup)
-        lr = cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.tf_steps, 1.0))))
+        lr = transformer_lr(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -8,7 +8,8 @@ import torch
 from motioncache.demo_train import TrainConfig, config_overrides, tiny_config, train
 from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, TextAttributeHeads, _tokenize, build_text_model,
                                                _tf_batch, diffusion_forcing_loss, sample_sigmas,
-                                               sample_word_sigmas, tokenized_captions, use_padded_text_attention)
+                                               sample_word_sigmas, tokenized_captions, transformer_lr,
+                                               use_padded_text_attention)
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
@@ -151,6 +152,23 @@ def test_word_share_draws_first_block_batches(tmp_path):
     off = dataclasses.replace(cfg, word_share=0.0)  # off: the ordinary schedule, step for step
     assert [_tf_batch(off, data, ids, s, torch.Generator())[4] for s in range(200)] == \
         ["long" if s % cfg.long_every == cfg.long_every - 1 else "short" for s in range(200)]
+
+
+def test_word_phase_trains_word_batches_alone_at_the_peak_rate(tmp_path):
+    cfg = dataclasses.replace(tiny_config(), word_share=0.0, word_phase=(2, 5), word_clips=3, tf_steps=8, warmup=1)
+    train(cfg, tmp_path / "m", stop_after="data", log=lambda m: None)
+    data = torch.load(tmp_path / "m" / ".train" / "data.pt", weights_only=False)
+    assert len(data["word"]) == 3  # encoded for the phase although word_share is 0
+    ids = tokenized_captions(build_text_model(cfg)[0], data)
+    kinds = [_tf_batch(cfg, data, ids, step, torch.Generator())[4] for step in range(8)]
+    assert kinds[2:5] == ["word"] * 3 and "word" not in kinds[:2] + kinds[5:]
+    plain = dataclasses.replace(cfg, word_phase=(), tf_steps=5)  # the same schedule without the phase
+    lrs = [transformer_lr(cfg, s) for s in range(8)]
+    assert lrs[:2] == [transformer_lr(plain, s) for s in range(2)] and lrs[2:5] == [cfg.lr] * 3
+    assert lrs[5:] == [transformer_lr(plain, s) for s in range(2, 5)]  # the cosine resumes where it paused
+    assert lrs[1] < cfg.lr and lrs[-1] < lrs[5]
+    with pytest.raises(ValueError, match="word_phase"):
+        TrainConfig(word_phase=(5, 2))
 
 
 def test_object_mask_on_the_latent_grid_follows_the_main_object():
