@@ -84,7 +84,8 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 7000         # half of them word batches (about half the cost of an ordinary batch)
+    tf_steps: int = 10000        # 6000 of them the word phase, half of the others word batches (a word batch costs
+                                 # about half an ordinary one)
     batch: int = 8
     long_batch: int = 2
     long_every: int = 5          # every 5th step is a long batch
@@ -103,9 +104,9 @@ class TrainConfig:
     # of them with the first latent frame nearly clean, where the word is learned first. Mixed with the
     # ordinary batches from step 0 they teach the direction the recipe alone never learned.
     word_share: float = 0.5        # share of transformer steps that are word batches (0 = off)
-    word_phase: tuple = ()         # (start, end): steps start..end-1 are word batches only, at the peak learning
-                                   # rate; the cosine schedule runs over the other steps. The word took hold only
-                                   # after ~3000 steps of word batches alone (docs/demo.md)
+    word_phase: tuple = (2500, 8500)  # (start, end): steps start..end-1 are word batches only, at the peak
+                                      # learning rate; the cosine schedule runs over the other steps. Mixed in, the
+                                      # word hardly took hold; alone, after ~3000 steps (docs/demo.md)
     word_clips: int = 1024         # word clips encoded in phase 2
     word_path_share: float = 0.5   # their paths cut to this share of an ordinary path
     word_visible: float = 0.6      # share with latent frame 0 at sigma U(0, 0.3) and the rest at U(0.7, 1)
