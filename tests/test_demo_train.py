@@ -167,6 +167,7 @@ def test_word_phase_trains_word_batches_alone_at_the_peak_rate(tmp_path):
     assert lrs[:2] == [transformer_lr(plain, s) for s in range(2)] and lrs[2:5] == [cfg.lr] * 3
     assert lrs[5:] == [transformer_lr(plain, s) for s in range(2, 5)]  # the cosine resumes where it paused
     assert lrs[1] < cfg.lr and lrs[-1] < lrs[5]
+    assert config_overrides(["word_phase="]) == {"word_phase": ()}  # --set word_phase= turns it off
     with pytest.raises(ValueError, match="word_phase"):
         TrainConfig(word_phase=(5, 2))
 
