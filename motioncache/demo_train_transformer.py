@@ -204,8 +204,7 @@ def _tf_batch(cfg, data, ids, step: int, g: torch.Generator):
     rng = np.random.default_rng([cfg.seed, 3, step])
     long = cfg.long_clips > 0 and step % cfg.long_every == cfg.long_every - 1
     kind, n = ("long", cfg.long_batch) if long else ("short", cfg.batch)
-    if in_word_phase(cfg, step) or (cfg.word_share > 0 and
-                                    np.random.default_rng([cfg.seed, 4, step]).random() < cfg.word_share):
+    if in_word_phase(cfg, step) or np.random.default_rng([cfg.seed, 4, step]).random() < cfg.word_share:
         kind, n = "word", cfg.batch
     pick = rng.integers(0, len(data[kind]), n)
     x0 = torch.stack([data[kind][i].float() for i in pick])
