@@ -55,6 +55,20 @@ def padding_bias(prompt_embeds: torch.Tensor, dtype) -> tuple[int, torch.Tensor 
     return keep, bias[:, None, None, :].to(dtype)
 
 
+def unpatchify(tokens: torch.Tensor, nf: int, hp: int, wp: int, patch) -> torch.Tensor:
+    """Tokens [B, nf*hp*wp, pt*ph*pw*C] (as proj_out writes them) -> video [B, C, nf*pt, hp*ph, wp*pw]."""
+    b, (pt, ph, pw) = tokens.shape[0], patch
+    x = tokens.reshape(b, nf, hp, wp, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+    return x.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+
+
+def patchify(video: torch.Tensor, patch) -> torch.Tensor:
+    """The inverse of unpatchify: video [B, C, F, H, W] -> tokens [B, tokens, pt*ph*pw*C] in the model's order."""
+    (b, c, f, h, w), (pt, ph, pw) = video.shape, patch
+    x = video.reshape(b, c, f // pt, pt, h // ph, ph, w // pw, pw).permute(0, 2, 4, 6, 3, 5, 7, 1)
+    return x.reshape(b, (f // pt) * (h // ph) * (w // pw), -1)
+
+
 class Denoiser:
     def __init__(self, transformer, counter: ComputeCounter):
         self.model = transformer
@@ -131,8 +145,7 @@ class Denoiser:
         x = (m.norm_out(x.float()).view(b, nf, hp * wp, -1) * (1 + scale) + shift).view(b, lq, -1).type_as(x)
         x = m.proj_out(x)
         self.counter.flops += b * self.shape.head_flops(lq)
-        x = x.reshape(b, nf, hp, wp, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        return x.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        return unpatchify(x, nf, hp, wp, self.patch)
 
     @torch.no_grad()
     def forward(

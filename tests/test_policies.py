@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from motioncache.accounting import ComputeCounter
-from motioncache.denoiser import Denoiser, QueryRuns, padding_bias, rope_apply
+from motioncache.denoiser import Denoiser, QueryRuns, padding_bias, patchify, rope_apply, unpatchify
 from motioncache.policies import make_policy
+from motioncache.policies.motion import MotionCache, MotionCacheRunner
 from motioncache.policies.rescale import rescale
 from motioncache.policies.token_runner import MAX_EXTRAPOLATION, TokenRunner, TokenStore
 from motioncache.request import GenerationRequest
@@ -87,10 +88,11 @@ def test_block_causal_runs_equal_masked_attention_and_count_the_pairs_they_score
     assert sub.pairs == 2 * 2 * hw + 3 * 5 * hw
 
 
-@pytest.mark.parametrize("policy", ["motioncache", "flowcache"])
-def test_threshold_zero_equals_chunked(engine, policy):
+@pytest.mark.parametrize("policy,knobs", [("motioncache", {}), ("motioncache", {"motion_source": "denoised"}),
+                                          ("flowcache", {})])
+def test_threshold_zero_equals_chunked(engine, policy, knobs):
     chunked, _ = generate(engine, "chunked")
-    cached, gen = generate(engine, policy, {"threshold": 0.0})
+    cached, gen = generate(engine, policy, {"threshold": 0.0, **knobs})
     assert np.abs(cached - chunked).max() <= 1e-4
     assert gen.counter.token_layer_reused == 0
 
@@ -291,3 +293,32 @@ def test_padding_bias_keeps_the_softmax_of_all_padding_states():
                                          attn_mask=bias)
     assert torch.allclose(full, cut, atol=1e-12)
     assert padding_bias(torch.randn(2, 4, 3), torch.float32) == (4, None)  # nothing to cut
+
+
+@pytest.mark.parametrize("patch", [(1, 2, 2), (2, 2, 2)])
+def test_patchify_is_the_inverse_of_the_heads_unpatchify(patch):
+    pt, ph, pw = patch
+    nf, hp, wp, c = 2, 3, 4, 5
+    tokens = torch.randn(2, nf * hp * wp, pt * ph * pw * c)
+    video = unpatchify(tokens, nf, hp, wp, patch)
+    assert video.shape == (2, c, nf * pt, hp * ph, wp * pw)
+    assert torch.equal(patchify(video, patch), tokens)
+    # token (frame 1, row 2, column 3) holds exactly that patch of the video
+    token = tokens[0, (1 * hp + 2) * wp + 3]
+    area = video[0, :, pt:2 * pt, 2 * ph:3 * ph, 3 * pw:4 * pw]
+    assert torch.equal(token.sort().values, area.flatten().sort().values)
+
+
+def test_denoised_motion_weights_single_out_the_token_that_changes():
+    """motion_source=denoised reads the inter-frame change of the denoised estimate: a static background at
+    the floor, the one position whose content changes at 1 (in the frames where it changes)."""
+    runner = MotionCacheRunner.__new__(MotionCacheRunner)
+    runner.cfg = MotionCache(motion_source="denoised", motion_floor=0.6)
+    runner.ctx = type("Ctx", (), {"hw": 4})()
+    frames = torch.ones(3, 4, 8)  # 3 frames x 4 positions x 8 channels, static...
+    frames[1:, 2] += 0.5          # ...but for position 2 from frame 1 on
+    runner.denoised = {(0, 1): frames.reshape(12, 8), (0, 0): torch.ones(12, 8)}
+    runner.last_out = {}  # the hidden-state source is not read
+    w = runner._motion_weights(0, 1).view(3, 4)
+    assert torch.allclose(w[1], torch.tensor([0.6, 0.6, 1.0, 0.6]))
+    assert torch.allclose(w[0], torch.full((4,), 0.6)) and torch.allclose(w[2], torch.full((4,), 0.6))

@@ -4,7 +4,8 @@ Per active block and CFG branch: warm-up steps run in full; after that a per-tok
 d * w each step, d the rescaled relative L1 change of the block's timestep modulation (or, per token,
 of its modulated input), w a per-token weight: 1 during phase 1 (the first `phase1_updates` updating
 steps after warm-up), then a motion weight from inter-frame differences of the block's hidden state,
-rescaled per frame. Tokens whose accumulator passes the threshold are recomputed; temporal voting makes a
+rescaled per frame (`motion_source` denoised: from the inter-frame differences of the block's denoised estimate
+x0 instead, which the per-frame noise does not swamp). Tokens whose accumulator passes the threshold are recomputed; temporal voting makes a
 spatial position update in all frames of the block or in none; if fewer than `min_update_ratio` of the
 tokens would update, the step reuses the residual for all of them. A block's last step always runs in full.
 """
@@ -28,6 +29,7 @@ class MotionCache:
     phase1_updates: int = 6
     motion_weights: str = "max_rescale"  # mean | max | max_rescale
     motion_floor: float = 0.6  # lowest weight of max_rescale
+    motion_source: str = "hidden"  # hidden (reference: the stack's output) | denoised (x0 = x_t - sigma v, per token)
     distance: str = "global"  # global (per block) | token (per token, from the modulated input)
     temporal_voting: float = 0.5  # share of a position's frames that must want an update; 0 = off
     min_update_ratio: float = 0.4
@@ -39,6 +41,7 @@ class MotionCache:
 
     def __post_init__(self):
         _one_of("motion_weights", self.motion_weights, ("mean", "max", "max_rescale"))
+        _one_of("motion_source", self.motion_source, ("hidden", "denoised"))
         _one_of("distance", self.distance, ("global", "token"))
         _one_of("rescale", self.rescale, ("wan_1_3b", "identity"))
         if not 0.0 <= self.motion_floor <= 1.0 or not 0.0 <= self.min_update_ratio <= 1.0:
@@ -62,6 +65,7 @@ class MotionCacheRunner(TokenRunner):
         self.acc: dict[tuple[int, int], torch.Tensor] = {}
         self.prev: dict[tuple[int, int], torch.Tensor] = {}  # previous modulation (global) or modulated input
         self.updates: dict[tuple[int, int], int] = {}  # updating steps after warm-up
+        self.keep_denoised = cfg.motion_source == "denoised"
 
     def choose(self, branch, block, row, proj, x_in):
         cfg, key, step = self.cfg, (branch, block), row.block_steps[block]
@@ -99,12 +103,13 @@ class MotionCacheRunner(TokenRunner):
     def _motion_weights(self, branch, block) -> torch.Tensor:
         """Per token in [floor, 1] (max_rescale): how much this position changes from the previous frame."""
         cfg, hw = self.cfg, self.ctx.hw
-        out = self.last_out[(branch, block)].float()
+        source = self.denoised if cfg.motion_source == "denoised" else self.last_out
+        out = source[(branch, block)].float()
         frames = out.shape[0] // hw
         out = out.view(frames, hw, -1)
         diff = torch.empty(frames, hw, device=out.device)
         diff[1:] = (out[1:] - out[:-1]).abs().mean(-1)
-        before = self.last_out.get((branch, block - 1))
+        before = source.get((branch, block - 1))
         missing = before is None
         if not missing:
             diff[0] = (out[0] - before.float().view(-1, hw, out.shape[-1])[-1]).abs().mean(-1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from ..denoiser import patchify
 from .base import Runner, RowInput
 
 MAX_EXTRAPOLATION = 2.0
@@ -48,6 +49,10 @@ class TokenRunner(Runner):
         # for extrapolation: the residual before the latest, and the timesteps of both (per token)
         self.prev_residual: dict[tuple[int, int], torch.Tensor] = {}
         self.times: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (t1, t0), NaN = none yet
+        # (branch, block) -> latest denoised estimate x0 = x_t - sigma * v per token [f*hw, C*patch], kept only
+        # when a subclass sets keep_denoised (motion weights from it: motion.py)
+        self.keep_denoised = False
+        self.denoised: dict[tuple[int, int], torch.Tensor] = {}
 
     # subclasses: which tokens of an active block to recompute on this row (bool [f*hw]); None = all
     def choose(self, branch: int, block: int, row: RowInput, proj: torch.Tensor, x_in: torch.Tensor):
@@ -112,7 +117,23 @@ class TokenRunner(Runner):
                 self.last_out[(b, k)] = x_out[b, sl]
         outs = x_out[:, t_act - t0:]
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
-        return d.head(outs, temb[fa:fe], c.hp, c.wp), fa
+        pred = d.head(outs, temb[fa:fe], c.hp, c.wp)
+        if self.keep_denoised:
+            self._keep_denoised(row, pred, fa)
+        return pred, fa
+
+    def _keep_denoised(self, row: RowInput, pred: torch.Tensor, fa: int) -> None:
+        """x0 = x_t - sigma * v of every active token (flow matching: x_t = (1 - sigma) x0 + sigma noise, v = noise - x0;
+        the scheduler's timesteps are 1000 sigma). The head runs for every token each row, so this is fresh even
+        for tokens that reused their residual, and it is free of the noise that x_t and the hidden states carry."""
+        f, hw = pred.shape[2], self.ctx.hw
+        sigma = row.frame_timesteps[fa:fa + f].float() / 1000.0
+        x0 = row.model_input[:, :, fa:fa + f].float() - sigma[None, None, :, None, None] * pred.float()
+        tokens = patchify(x0, self.ctx.denoiser.patch)  # [branches, f*hw, C*patch]
+        for k in row.active:
+            sl = slice(self.tokens(k).start - fa * hw, self.tokens(k).stop - fa * hw)
+            for branch in range(len(tokens)):
+                self.denoised[(branch, k)] = tokens[branch, sl]
 
     def _reused_residual(self, key, t: float) -> torch.Tensor:
         r1 = self.residual[key]
