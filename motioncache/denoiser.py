@@ -139,7 +139,6 @@ class Denoiser:
         m = self.model
         b, lq, _ = x.shape
         nf = temb.shape[0]
-        pt, ph, pw = self.patch
         mod = m.scale_shift_table[0][:, None, None, :] + temb[None, :, None, :]
         shift, scale = mod[0], mod[1]
         x = (m.norm_out(x.float()).view(b, nf, hp * wp, -1) * (1 + scale) + shift).view(b, lq, -1).type_as(x)

@@ -4,10 +4,10 @@ Per active block and CFG branch: warm-up steps run in full; after that a per-tok
 d * w each step, d the rescaled relative L1 change of the block's timestep modulation (or, per token,
 of its modulated input), w a per-token weight: 1 during phase 1 (the first `phase1_updates` updating
 steps after warm-up), then a motion weight from inter-frame differences of the block's hidden state,
-rescaled per frame (`motion_source` denoised: from the inter-frame differences of the block's denoised estimate
-x0 instead, which the per-frame noise does not swamp). Tokens whose accumulator passes the threshold are recomputed; temporal voting makes a
-spatial position update in all frames of the block or in none; if fewer than `min_update_ratio` of the
-tokens would update, the step reuses the residual for all of them. A block's last step always runs in full.
+rescaled per frame (`motion_source` denoised: from the inter-frame differences of the block's denoised
+estimate x0 instead, which the per-frame noise does not swamp). Tokens whose accumulator passes the threshold
+are recomputed; temporal voting makes a spatial position update in all frames of the block or in none; if fewer
+than `min_update_ratio` of the tokens would update, the step reuses the residual for all of them. A block's last step always runs in full.
 """
 
 from __future__ import annotations
