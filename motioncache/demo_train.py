@@ -84,7 +84,7 @@ class TrainConfig:
     text_dim: int = 64
     text_layers: int = 2
     block: int = 5               # causal block size (latent frames)
-    tf_steps: int = 10000        # 6000 of them the word phase, half of the others word batches (a word batch costs
+    tf_steps: int = 10500        # 7500 of them the word phase, half of the others word batches (a word batch costs
                                  # about half an ordinary one)
     batch: int = 8
     long_batch: int = 2
@@ -104,7 +104,7 @@ class TrainConfig:
     # of them with the first latent frame nearly clean, where the word is learned first. Mixed with the
     # ordinary batches from step 0 they teach the direction the recipe alone never learned.
     word_share: float = 0.5        # share of transformer steps that are word batches (0 = off)
-    word_phase: tuple = (2500, 8500)  # (start, end): steps start..end-1 are word batches only, at the peak
+    word_phase: tuple = (1500, 9000)  # (start, end): steps start..end-1 are word batches only, at the peak
                                       # learning rate; the cosine schedule runs over the other steps. Mixed in, the
                                       # word hardly took hold; alone, after ~3000 steps (docs/demo.md)
     word_clips: int = 1024         # word clips encoded in phase 2
