@@ -7,7 +7,8 @@ steps after warm-up), then a motion weight from inter-frame differences of the b
 rescaled per frame (`motion_source` denoised: from the inter-frame differences of the block's denoised
 estimate x0 instead, which the per-frame noise does not swamp). Tokens whose accumulator passes the threshold
 are recomputed; temporal voting makes a spatial position update in all frames of the block or in none; if fewer
-than `min_update_ratio` of the tokens would update, the step reuses the residual for all of them. A block's last step always runs in full.
+than `min_update_ratio` of the tokens would update, the step reuses the residual for all of them. A block's last
+step always runs in full.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class MotionCacheRunner(TokenRunner):
         self.acc: dict[tuple[int, int], torch.Tensor] = {}
         self.prev: dict[tuple[int, int], torch.Tensor] = {}  # previous modulation (global) or modulated input
         self.updates: dict[tuple[int, int], int] = {}  # updating steps after warm-up
-        self.keep_denoised = cfg.motion_source == "denoised"
+        if cfg.motion_source == "denoised":
+            self.denoised = {}  # TokenRunner keeps every active token's denoised estimate in it
 
     def choose(self, branch, block, row, proj, x_in):
         cfg, key, step = self.cfg, (branch, block), row.block_steps[block]
@@ -103,7 +105,7 @@ class MotionCacheRunner(TokenRunner):
     def _motion_weights(self, branch, block) -> torch.Tensor:
         """Per token in [floor, 1] (max_rescale): how much this position changes from the previous frame."""
         cfg, hw = self.cfg, self.ctx.hw
-        source = self.denoised if cfg.motion_source == "denoised" else self.last_out
+        source = self.last_out if self.denoised is None else self.denoised
         out = source[(branch, block)].float()
         frames = out.shape[0] // hw
         out = out.view(frames, hw, -1)

@@ -49,10 +49,9 @@ class TokenRunner(Runner):
         # for extrapolation: the residual before the latest, and the timesteps of both (per token)
         self.prev_residual: dict[tuple[int, int], torch.Tensor] = {}
         self.times: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (t1, t0), NaN = none yet
-        # (branch, block) -> latest denoised estimate x0 = x_t - sigma * v per token [f*hw, C*patch], kept only
-        # when a subclass sets keep_denoised (motion weights from it: motion.py)
-        self.keep_denoised = False
-        self.denoised: dict[tuple[int, int], torch.Tensor] = {}
+        # (branch, block) -> latest denoised estimate x0 = x_t - sigma * v per token [f*hw, C*patch]; None = not
+        # kept (a subclass that reads it sets {}: motion.py's motion weights)
+        self.denoised: dict[tuple[int, int], torch.Tensor] | None = None
 
     # subclasses: which tokens of an active block to recompute on this row (bool [f*hw]); None = all
     def choose(self, branch: int, block: int, row: RowInput, proj: torch.Tensor, x_in: torch.Tensor):
@@ -118,7 +117,7 @@ class TokenRunner(Runner):
         outs = x_out[:, t_act - t0:]
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
         pred = d.head(outs, temb[fa:fe], c.hp, c.wp)
-        if self.keep_denoised:
+        if self.denoised is not None:
             self._keep_denoised(row, pred, fa)
         return pred, fa
 
