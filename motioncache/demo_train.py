@@ -117,7 +117,13 @@ class TrainConfig:
     object_loss_weight: float = 0.0  # extra weight on latent pixels the object covers. Keep 0: a weight that
                                      # depends on the target biases the optimum towards the object's colour
                                      # wherever the object might be (at high noise: everywhere), and samples
-                                     # flooded with it (docs/demo.md)
+                                     # flooded with it (docs/demo.md), unless the two options below keep it
+                                     # where the object's place is already settled
+    object_loss_max_sigma: float = 1.0  # the extra weight only on frames noised to at most this level, where the
+                                        # noisy input already shows the object, so the weight no longer depends on
+                                        # what the model cannot see
+    object_loss_margin: int = 0  # grow the weighted region by this many latent pixels around the object, so the
+                                 # object's outline (its shape) lies inside it and is not biased either
     ema: float = 0.999
     bf16: bool = True            # bfloat16 autocast where the CPU has native bf16 (AVX512-BF16/AMX): 1.18x
                                  # faster steps here; master weights, optimizer and loss stay float32

@@ -142,10 +142,24 @@ def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: tor
     pred = transformer(xt, timestep=sigma * 1000, encoder_hidden_states=encode_text(text_encoder, ids, mask, text_len),
                        enable_diffusion_forcing=True, return_dict=False)[0]
     err = ((pred.float() - (noise - x0)) ** 2).mean(dim=1)  # [B, F, H, W]
-    weight = (sigma > 0).float()[..., None, None].expand_as(err)  # clean context frames have no target
-    if objects is not None:
-        weight = weight * (1 + cfg.object_loss_weight * objects.float())
+    weight = loss_weight(cfg, sigma, objects, err.shape)
     return (err * weight).sum() / weight.sum()
+
+
+def loss_weight(cfg, sigma: torch.Tensor, objects: torch.Tensor | None, shape) -> torch.Tensor:
+    """Per latent pixel weight [B, F, H, W]: 0 on clean context frames (no target), 1 elsewhere, plus
+    `object_loss_weight` on the object's latent pixels grown by `object_loss_margin`, on frames noised to at most
+    `object_loss_max_sigma`."""
+    weight = (sigma > 0).float()[..., None, None].expand(shape)
+    if objects is None or not cfg.object_loss_weight:
+        return weight
+    region = objects.float()
+    if cfg.object_loss_margin:
+        k = 2 * cfg.object_loss_margin + 1
+        region = torch.nn.functional.max_pool2d(region.flatten(0, 1)[:, None], k, stride=1,
+                                                padding=cfg.object_loss_margin)[:, 0].unflatten(0, region.shape[:2])
+    settled = (sigma <= cfg.object_loss_max_sigma).float()[..., None, None]
+    return weight * (1 + cfg.object_loss_weight * region * settled)
 
 
 class TextAttributeHeads(torch.nn.Module):

@@ -7,7 +7,7 @@ import torch
 
 from motioncache.demo_train import TrainConfig, config_overrides, tiny_config, train
 from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, TextAttributeHeads, _tokenize, build_text_model,
-                                               _tf_batch, diffusion_forcing_loss, sample_sigmas,
+                                               _tf_batch, diffusion_forcing_loss, loss_weight, sample_sigmas,
                                                sample_word_sigmas, tokenized_captions, transformer_lr,
                                                use_padded_text_attention)
 from motioncache.engine import Engine
@@ -296,3 +296,20 @@ def test_padded_text_attention_equals_attention_over_all_padding():
                            text_len=text_len).backward()
     unweighted = torch.cat([p.grad.flatten() for p in padded.parameters() if p.grad is not None])
     assert not torch.allclose(unweighted, grads[0], rtol=1e-2, atol=1e-4)
+
+
+def test_object_weight_only_on_settled_frames_and_around_the_object():
+    """The object weight covers the object grown by the margin, only on frames noised to at most the cut-off;
+    clean context frames keep no weight at all."""
+    cfg = dataclasses.replace(tiny_config(), object_loss_weight=3.0, object_loss_max_sigma=0.5, object_loss_margin=1)
+    objects = torch.zeros(1, 3, 6, 6, dtype=torch.bool)
+    objects[:, :, 2, 2] = True
+    sigma = torch.tensor([[0.0, 0.3, 0.9]])
+    weight = loss_weight(cfg, sigma, objects, (1, 3, 6, 6))
+    assert weight[0, 0].eq(0).all()  # clean context
+    assert weight[0, 2].eq(1).all()  # too noisy: the object's place is not settled yet
+    grown = weight[0, 1] == 4
+    assert grown.sum() == 9 and grown[1:4, 1:4].all()  # 3x3 around the object pixel
+    assert weight[0, 1][~grown].eq(1).all()
+    plain = loss_weight(dataclasses.replace(cfg, object_loss_weight=0.0), sigma, objects, (1, 3, 6, 6))
+    assert plain[0, 1:].eq(1).all()
