@@ -118,7 +118,8 @@ class TrainConfig:
                                      # depends on the target biases the optimum towards the object's colour
                                      # wherever the object might be (at high noise: everywhere), and samples
                                      # flooded with it (docs/demo.md), unless the two options below keep it
-                                     # where the object's place is already settled
+                                     # where the object's place is already settled (with 3 / 0.6 / 1 shape
+                                     # stayed at 48% and direction fell 20 points: docs/demo.md)
     object_loss_max_sigma: float = 1.0  # the extra weight only on frames noised to at most this level, where the
                                         # noisy input already shows the object, so the weight no longer depends on
                                         # what the model cannot see
