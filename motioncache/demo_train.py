@@ -110,6 +110,10 @@ class TrainConfig:
     word_clips: int = 1024         # word clips encoded in phase 2
     word_path_share: float = 0.5   # their paths cut to this share of an ordinary path
     word_visible: float = 0.6      # share with latent frame 0 at sigma U(0, 0.3) and the rest at U(0.7, 1)
+    word_blocks: int = 1           # causal blocks per word clip; from 2 on, the later blocks are never cleaner than
+                                   # the one before (as an ar_step schedule has it) and the first is sometimes clean
+                                   # context, so the word batches also train continuing the first block's motion
+                                   # (raise word_path_share with it to keep the speed; a word step costs ~2x)
     text_attribute_loss: float = 0.3  # weight of a cross-entropy that makes every caption token's text state name
                                       # the main object's colour, shape, motion and the background
                                       # (TextAttributeHeads): without it the motion and shape words did not reach
@@ -141,6 +145,8 @@ class TrainConfig:
             raise ValueError(f"paths={self.paths}: choose one of {', '.join(PATH_STYLES)}")
         if self.word_phase and not (len(self.word_phase) == 2 and 0 <= self.word_phase[0] <= self.word_phase[1]):
             raise ValueError(f"word_phase={self.word_phase}: give START,END with 0 <= START <= END")
+        if self.word_blocks < 1:
+            raise ValueError(f"word_blocks={self.word_blocks}: give at least 1")
 
     @property
     def word_clips_used(self) -> bool:

@@ -34,8 +34,8 @@ def encode_data(cfg: TrainConfig, vae, state: Path, log) -> dict:
         vae.register_to_config(latents_mean=data["mean"], latents_std=data["std"])
         return data
     counts = {"short": (cfg.clips, cfg.clip_frames), "long": (cfg.long_clips, cfg.long_frames),
-              "word": (cfg.word_clips if cfg.word_clips_used else 0,  # one causal block of latent frames
-                       latent_to_pixel_frames(0, cfg.block)[1])}
+              "word": (cfg.word_clips if cfg.word_clips_used else 0,  # word_blocks causal blocks of latent frames
+                       latent_to_pixel_frames(0, cfg.block * cfg.word_blocks)[1])}
     clock, t0, n0 = Clock(cfg.checkpoint_minutes), time.monotonic(), sum(len(data[k]) for k in KINDS)
     total = sum(n for n, _ in counts.values())
     for kind, (count, frames) in counts.items():

@@ -118,15 +118,24 @@ def sample_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator)
 
 
 def sample_word_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator) -> torch.Tensor:
-    """Noise levels [B, F] of a word batch (one causal block): one flow-matching level per clip, or, for a share
+    """Noise levels [B, F] of a word batch. First causal block: one flow-matching level per clip, or, for a share
     `word_visible`, latent frame 0 nearly clean (U(0, 0.3)) and the later frames noisy (U(0.7, 1)), where
-    only the caption says where the object goes next."""
+    only the caption says where the object goes next. Each later block (`word_blocks` > 1): one level between the
+    previous block's last one and 1; the first block is clean context for a share `clean_block_prob`."""
+    n = min(frames, cfg.block)
     u = torch.rand(batch, 1, generator=g)
-    sigma = (cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)).expand(batch, frames)
+    sigma = (cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)).expand(batch, n)
     visible = torch.rand(batch, 1, generator=g) < cfg.word_visible
     first = 0.3 * torch.rand(batch, 1, generator=g)
-    rest = 0.7 + 0.3 * torch.rand(batch, frames - 1, generator=g)
-    return torch.where(visible, torch.cat([first, rest], 1), sigma)
+    rest = 0.7 + 0.3 * torch.rand(batch, n - 1, generator=g)
+    levels = [torch.where(visible, torch.cat([first, rest], 1), sigma)]
+    for _ in range(frames // cfg.block - 1):  # no draws for one block: the one-block recipe stays reproducible
+        prev = levels[-1][:, -1:]
+        levels.append((prev + (1 - prev) * torch.rand(batch, 1, generator=g)).expand(batch, cfg.block))
+    if len(levels) > 1:
+        clean = torch.rand(batch, 1, generator=g) < cfg.clean_block_prob
+        levels[0] = torch.where(clean, torch.zeros_like(levels[0]), levels[0])
+    return torch.cat(levels, 1)
 
 
 def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator,

@@ -109,6 +109,25 @@ def test_word_noise_levels_hide_or_show_the_first_frame():
     assert (s > 0).all()  # every frame has a target
 
 
+def test_two_block_word_clips_never_get_cleaner_and_train(tmp_path):
+    cfg = TrainConfig(word_blocks=2, clean_block_prob=0.2)
+    one = sample_word_sigmas(TrainConfig(), 2000, 5, torch.Generator().manual_seed(1))
+    s = sample_word_sigmas(cfg, 2000, 10, torch.Generator().manual_seed(1))
+    kept = (s[:, :5] > 0).any(dim=1)
+    assert torch.equal(s[kept, :5], one[kept])  # the first block drawn as with one block
+    second = s[:, 5:]
+    assert (second == second[:, :1]).all() and (second[:, 0] >= s[:, 4]).all() and (second > 0).all()
+    clean = (s[:, :5] == 0).all(dim=1)
+    assert 0.15 < clean.float().mean() < 0.25  # clean context: the continuation task
+    assert second[:, 0].std() > 0.05
+    with pytest.raises(ValueError, match="word_blocks"):
+        TrainConfig(word_blocks=0)
+    tiny = dataclasses.replace(tiny_config(), word_phase=(0, 2), word_clips=2, word_blocks=2, tf_steps=2)
+    train(tiny, tmp_path / "m", log=lambda m: None)
+    data = torch.load(tmp_path / "m" / ".train" / "data.pt", weights_only=False)
+    assert data["word"][0].shape[1] == 2 * tiny.block and data["word_mask"][0].shape[0] == 2 * tiny.block
+
+
 def test_word_scenes_tie_direction_to_the_caption_only():
     from motioncache.demo_data import caption, sample_scene, word_scene
 
