@@ -101,6 +101,11 @@ def use_model_text_attention(transformer) -> None:
         block.attn2.set_processor(SkyReelsV2AttnProcessor())
 
 
+def shifted_sigma(cfg: TrainConfig, u: torch.Tensor) -> torch.Tensor:
+    """Flow-matching noise level of u ~ U(0, 1), shifted towards high noise as the sampler's flow shift does."""
+    return cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)
+
+
 def sample_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator) -> torch.Tensor:
     """Diffusion forcing noise levels [B, F]: an independent flow-matching level per causal block, or, for a
     share `frame_noise_prob` of the clips, per frame (as Diffusion Forcing and SkyReels-V2 train)."""
@@ -112,7 +117,7 @@ def sample_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator)
     if cfg.frame_noise_prob > 0:
         per_frame = torch.rand(batch, 1, generator=g) < cfg.frame_noise_prob
         u = torch.where(per_frame, torch.rand(batch, frames, generator=g), u)
-    sigma = cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)
+    sigma = shifted_sigma(cfg, u)
     sigma = torch.where(monotone, sigma.sort(dim=1).values, sigma)
     return torch.where(clean.repeat_interleave(cfg.block, dim=1), torch.zeros_like(sigma), sigma)
 
@@ -124,7 +129,7 @@ def sample_word_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Gener
     previous block's last one and 1; the first block is clean context for a share `clean_block_prob`."""
     n = min(frames, cfg.block)
     u = torch.rand(batch, 1, generator=g)
-    sigma = (cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)).expand(batch, n)
+    sigma = shifted_sigma(cfg, u).expand(batch, n)
     visible = torch.rand(batch, 1, generator=g) < cfg.word_visible
     first = 0.3 * torch.rand(batch, 1, generator=g)
     rest = 0.7 + 0.3 * torch.rand(batch, n - 1, generator=g)
