@@ -55,12 +55,12 @@ def test_text_attribute_heads_teach_every_token_state_the_whole_caption():
     heads = TextAttributeHeads(cfg.text_dim)
     assert float(heads.loss(text_encoder, ids, mask, labels, torch.zeros_like(keep))) == 0.0  # no caption, no loss
     opt = torch.optim.AdamW(list(text_encoder.parameters()) + list(heads.parameters()), lr=3e-3)
-    first = float(heads.loss(text_encoder, ids, mask, labels, keep))
+    first = heads.loss(text_encoder, ids, mask, labels, keep).item()
     for _ in range(60):
         opt.zero_grad()
         heads.loss(text_encoder, ids, mask, labels, keep).backward()
         opt.step()
-    assert float(heads.loss(text_encoder, ids, mask, labels, keep)) < 0.2 * first
+    assert heads.loss(text_encoder, ids, mask, labels, keep).item() < 0.2 * first
     with torch.no_grad():  # the motion is readable from every caption token, not only from its own word
         states = text_encoder(ids, mask).last_hidden_state
         motion = heads.heads[2](states).argmax(-1)  # [captions, tokens]
