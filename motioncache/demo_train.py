@@ -132,6 +132,8 @@ class TrainConfig:
     ema: float = 0.999
     bf16: bool = True            # bfloat16 autocast where the CPU has native bf16 (AVX512-BF16/AMX): 1.18x
                                  # faster steps here; master weights, optimizer and loss stay float32
+    compile: bool = True         # torch.compile the training forward (inductor, C++) where a C++ compiler is found:
+                                 # 1.25x faster float32 steps here after ~1 min of compiling (docs/benchmarks.md)
     checkpoint_minutes: float = 3.0
     # recommended request defaults written to motioncache.json
     defaults: dict = dataclasses.field(default_factory=lambda: dict(
@@ -156,7 +158,7 @@ class TrainConfig:
 # Options that may change between a run and its resume (they do not change what was already computed).
 # The decoder options qualify because the encoder is frozen then: the latents the transformer learns are the same.
 RESUMABLE_OPTIONS = {"vae_steps", "dec_steps", "dec_whole_steps", "dec_noise", "dec_lr", "dec_crop", "dec_batch",
-                     "tf_steps", "checkpoint_minutes", "defaults", "sample_shift"}
+                     "tf_steps", "checkpoint_minutes", "defaults", "sample_shift", "compile", "bf16"}
 
 
 def config_overrides(pairs: list[str]) -> dict:
@@ -189,7 +191,7 @@ def tiny_config() -> TrainConfig:
                        dec_crop=8, dec_batch=1, word_clips=3,
                        clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
                        ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
-                       long_every=2, warmup=1, defaults=dict(
+                       long_every=2, warmup=1, compile=False, defaults=dict(
                            num_frames=9, num_inference_steps=3, guidance_scale=4.0, ar_step=1, fps=8))
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from .demo_data import ATTRIBUTES, VOCABULARY, caption_labels
+from .demo_train_forward import padding_key_bias, training_forward
 from .demo_train_data import KINDS
 from .model_files import SCHEDULER_CONFIG
 from .text import clean_prompt
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
 TEXT_TOKENS = 32        # longest demo caption is ~24 tokens; states are zero-padded to the engine's length
 ENGINE_TEXT_LEN = 512   # the engine's default max_sequence_length: cross-attention sees this many (zero) states
+PADDED_TEXT_LEN = TEXT_TOKENS + 1  # what training attends to: the caption's tokens + one key for the zero padding
 
 
 def build_text_model(cfg: TrainConfig):
@@ -59,24 +63,26 @@ def encode_text(text_encoder, ids, mask, length: int = ENGINE_TEXT_LEN) -> torch
     return torch.nn.functional.pad(states, (0, 0, 0, length - states.shape[1]))
 
 
-class PaddedTextAttention:
-    """Cross-attention processor for training: the text states end in ONE zero state that stands for the
-    `copies` zero states padding them to the engine's length. Zero states give identical keys and values,
-    so a single key whose logit gets + log(copies) is the same softmax (and the same gradients) at a
-    fraction of the keys."""
+def text_padding_bias(text_len: int) -> torch.Tensor | None:
+    """Cross-attention logit bias for caption states padded to `text_len`: below the engine's 512 the last
+    state is ONE zero state standing for all the zero states up to 512 (equal keys and values, so + log(copies)
+    on its logit is the same softmax and the same gradients at a fraction of the keys; tested)."""
+    return None if text_len >= ENGINE_TEXT_LEN else padding_key_bias(text_len, ENGINE_TEXT_LEN - text_len + 1)
 
-    def __init__(self, copies: int):
-        self.log_copies = math.log(copies)
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
-        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1)).transpose(1, 2)
-        k = attn.norm_k(attn.to_k(encoder_hidden_states)).unflatten(2, (attn.heads, -1)).transpose(1, 2)
-        v = attn.to_v(encoder_hidden_states).unflatten(2, (attn.heads, -1)).transpose(1, 2)
-        bias = torch.zeros(k.shape[2], dtype=q.dtype, device=q.device)
-        bias[-1] = self.log_copies
-        k, v = k.to(q.dtype), v.to(q.dtype)
-        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias[None])
-        return attn.to_out[1](attn.to_out[0](out.transpose(1, 2).flatten(2, 3).type_as(q)))
+def predict_velocity(transformer, text_encoder, xt, sigma, ids, mask, text_len: int = PADDED_TEXT_LEN,
+                     forward=training_forward, fps_flag: int | None = None):
+    """The transformer's flow-matching prediction at noise levels `sigma` [B, F], as training computes it."""
+    states = encode_text(text_encoder, ids, mask, text_len)
+    return forward(transformer, xt, sigma * 1000, states, text_padding_bias(text_len), fps_flag)
+
+
+def compiled_forward(log=print):
+    """training_forward compiled by inductor (one graph per batch shape), or itself where no C++ compiler is found."""
+    if not shutil.which(os.environ.get("CXX", "g++")):
+        log("transformer: no C++ compiler found, training_forward runs uncompiled")
+        return training_forward
+    return torch.compile(training_forward, dynamic=False)
 
 
 def cpu_has_bf16() -> bool:
@@ -84,21 +90,6 @@ def cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def use_padded_text_attention(transformer) -> int:
-    """Install PaddedTextAttention on every cross-attention; returns the text length to train with."""
-    for block in transformer.blocks:
-        block.attn2.set_processor(PaddedTextAttention(ENGINE_TEXT_LEN - TEXT_TOKENS))
-    return TEXT_TOKENS + 1
-
-
-def use_model_text_attention(transformer) -> None:
-    """Put back diffusers' own cross-attention processor (the padded one is for training only, not the model)."""
-    from diffusers.models.transformers.transformer_skyreels_v2 import SkyReelsV2AttnProcessor
-
-    for block in transformer.blocks:
-        block.attn2.set_processor(SkyReelsV2AttnProcessor())
 
 
 def shifted_sigma(cfg: TrainConfig, u: torch.Tensor) -> torch.Tensor:
@@ -144,8 +135,8 @@ def sample_word_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Gener
 
 
 def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: torch.Generator,
-                           objects: torch.Tensor | None = None, text_len: int = ENGINE_TEXT_LEN,
-                           word: bool = False) -> torch.Tensor:
+                           objects: torch.Tensor | None = None, text_len: int = PADDED_TEXT_LEN,
+                           word: bool = False, forward=training_forward) -> torch.Tensor:
     """Flow-matching MSE; `objects` (bool [B, F, H, W] on the latent grid) get `object_loss_weight` extra;
     `word` batches draw their noise levels with sample_word_sigmas."""
     b, _, f = x0.shape[:3]
@@ -153,8 +144,7 @@ def diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, g: tor
     noise = torch.randn(x0.shape, generator=g)
     s = sigma[:, None, :, None, None]
     xt = (1 - s) * x0 + s * noise  # x_t as the flow-matching scheduler defines it
-    pred = transformer(xt, timestep=sigma * 1000, encoder_hidden_states=encode_text(text_encoder, ids, mask, text_len),
-                       enable_diffusion_forcing=True, return_dict=False)[0]
+    pred = predict_velocity(transformer, text_encoder, xt, sigma, ids, mask, text_len, forward)
     err = ((pred.float() - (noise - x0)) ** 2).mean(dim=1)  # [B, F, H, W]
     weight = loss_weight(cfg, sigma, objects, err.shape)
     return (err * weight).sum() / weight.sum()
@@ -270,9 +260,10 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         export(cfg, tokenizer, text_encoder, transformer, ema, vae, out)
         log(f"checkpoint at step {step}; model written to {out}")
 
-    text_len = use_padded_text_attention(transformer)
     bf16 = cfg.bf16 and cpu_has_bf16()
-    log(f"transformer: text length {text_len} (stands for {ENGINE_TEXT_LEN}), bf16 autocast {'on' if bf16 else 'off'}")
+    forward = compiled_forward(log) if cfg.compile else training_forward
+    log(f"transformer: text length {PADDED_TEXT_LEN} (stands for {ENGINE_TEXT_LEN}), "
+        f"bf16 autocast {'on' if bf16 else 'off'}, compiled {'yes' if forward is not training_forward else 'no'}")
     transformer.train()
     text_encoder.train()
     clock, t0, start, avg = Clock(cfg.checkpoint_minutes), time.monotonic(), step, {}
@@ -283,8 +274,8 @@ def train_transformer(cfg: TrainConfig, vae, data: dict, state: Path, out: Path,
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects, text_len,
-                                          word=kind == "word")
+            loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, tok, mask, g, objects,
+                                          word=kind == "word", forward=forward)
         attribute_loss = heads.loss(text_encoder, tok, mask, labels, captioned) if cfg.text_attribute_loss else 0.0
         opt.zero_grad(set_to_none=True)
         (loss + cfg.text_attribute_loss * attribute_loss).backward()
@@ -311,7 +302,6 @@ def export(cfg: TrainConfig, tokenizer, text_encoder, transformer, ema, vae, out
     from diffusers import SkyReelsV2DiffusionForcingPipeline, UniPCMultistepScheduler
 
     text_encoder, transformer = copy.deepcopy(text_encoder).eval(), copy.deepcopy(transformer).eval()
-    use_model_text_attention(transformer)
     with torch.no_grad():
         for p, e in zip(list(transformer.parameters()) + list(text_encoder.parameters()), ema):
             p.copy_(e)

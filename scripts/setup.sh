@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian machine: system packages (redis-server for the server and its tests,
-# prometheus for promtool; with --tests also chromium for the playground's browser tests), then the virtualenv
-# at .venv with the project and its test tools.
+# prometheus for promtool, g++ for train-demo's compiled forward; with --tests also chromium for the playground's
+# browser tests), then the virtualenv at .venv with the project and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v g++ >/dev/null || need+=(g++)  # train-demo compiles its training forward (torch.compile, C++)
 if [ "${1:-}" = "--tests" ]; then
     command -v chromium >/dev/null || need+=(chromium)
 fi

@@ -30,9 +30,7 @@ import torch
 from motioncache.demo_data import DIRECTIONS, OPPOSITE, caption, caption_labels, free_start, render, sample_scene
 from motioncache.demo_train import TrainConfig
 from motioncache.demo_train_transformer import (TextAttributeHeads, _tf_batch, _tokenize, cpu_has_bf16,
-                                               diffusion_forcing_loss, encode_text, tokenized_captions,
-                                               use_model_text_attention,
-                                               use_padded_text_attention)
+                                               diffusion_forcing_loss, predict_velocity, tokenized_captions)
 from motioncache.train_support import load_checkpoint
 from motioncache.model_files import load_components
 from motioncache.vae_stream import encode_frames
@@ -100,20 +98,18 @@ def main() -> None:
     tr, te = c.transformer, c.text_encoder
     for m in (tr, te):
         m.float().train().requires_grad_(True)
-    text_len = use_padded_text_attention(tr)
     heads = TextAttributeHeads(te.config.d_model)
     params = list(tr.parameters()) + list(te.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     bf16 = cpu_has_bf16()
     recipe = recipe_batches(args.recipe_data, c.tokenizer) if args.recipe_share else None
     frames = probes["minimal"][0].shape[2]  # latent frames of a 17-frame clip (5 with the 4x temporal VAE)
-    sample_info = {"fps": [1]} if tr.config.inject_sample_info else {}  # as the engine at 24 fps
+    fps_flag = 1 if tr.config.inject_sample_info else None  # as the engine at 24 fps
 
     def errors(x0, texts, sigma, noise):
         ids, mask = _tokenize(c.tokenizer, texts)
         s = sigma[:, None, :, None, None]
-        pred = tr((1 - s) * x0 + s * noise, timestep=sigma * 1000, enable_diffusion_forcing=True, return_dict=False,
-                  encoder_hidden_states=encode_text(te, ids, mask, text_len), **sample_info)[0]
+        pred = predict_velocity(tr, te, (1 - s) * x0 + s * noise, sigma, ids, mask, fps_flag=fps_flag)
         return ((pred.float() - (noise - x0)) ** 2).mean(dim=1)  # [B, F, H, W]
 
     def evaluate(step: int) -> dict:
@@ -164,7 +160,7 @@ def main() -> None:
         cfg, data, ids = recipe
         x0, objects, tok, mask, kind, labels, captioned = _tf_batch(cfg, data, ids, step, g)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion_forcing_loss(cfg, tr, te, x0, tok, mask, g, objects, text_len, word=kind == "word")
+            loss = diffusion_forcing_loss(cfg, tr, te, x0, tok, mask, g, objects, word=kind == "word")
         if args.text_attribute_loss:
             loss = loss + args.text_attribute_loss * heads.loss(te, tok, mask, labels, captioned)
         return loss
@@ -210,10 +206,8 @@ def recipe_batches(state: str, tokenizer):
 def save(model: str, out: str, transformer, text_encoder) -> None:
     """A copy of `model` with the fine-tuned (raw, not averaged) transformer and text encoder weights."""
     shutil.copytree(model, out, dirs_exist_ok=True)
-    use_model_text_attention(transformer)
     transformer.eval().save_pretrained(Path(out) / "transformer")
     text_encoder.eval().save_pretrained(Path(out) / "text_encoder")
-    use_padded_text_attention(transformer)  # leave the models as training had them: a run may go on
     transformer.train(), text_encoder.train()
     print(f"saved {out}", flush=True)
 

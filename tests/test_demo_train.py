@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from motioncache.demo_train import TrainConfig, config_overrides, tiny_config, train
-from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, TextAttributeHeads, _tokenize, build_text_model,
-                                               _tf_batch, diffusion_forcing_loss, loss_weight, sample_sigmas,
-                                               sample_word_sigmas, tokenized_captions, transformer_lr,
-                                               use_padded_text_attention)
+from motioncache.demo_train_transformer import (ENGINE_TEXT_LEN, PADDED_TEXT_LEN, TextAttributeHeads, _tf_batch,
+                                               _tokenize, build_text_model, compiled_forward, diffusion_forcing_loss,
+                                               encode_text, loss_weight, sample_sigmas, sample_word_sigmas,
+                                               text_padding_bias, tokenized_captions, transformer_lr)
+from motioncache.demo_train_forward import training_forward
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
@@ -284,37 +285,94 @@ def test_config_overrides_are_typed_and_checked():
         config_overrides(["paths=wiggly"])
 
 
-def test_padded_text_attention_equals_attention_over_all_padding():
-    """Training's cross-attention over the caption + one weighted zero state == diffusers' over 512 states:
-    same loss and same gradients."""
-    import copy
-
-    cfg = dataclasses.replace(tiny_config(), heads=2, head_dim=12, text_dim=16)
+def _tiny_text_model(cfg, **config):
     torch.manual_seed(0)
     tokenizer, text_encoder, transformer = build_text_model(cfg)
-    padded = copy.deepcopy(transformer)
-    text_len = use_padded_text_attention(padded)
-    assert text_len < ENGINE_TEXT_LEN
+    if config:
+        transformer = type(transformer).from_config({**transformer.config, **config})
+    with torch.no_grad():  # diffusers zero-initialises some tables; random weights exercise every path
+        for p in transformer.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return tokenizer, text_encoder, transformer
+
+
+@pytest.mark.parametrize("sample_info", [False, True])
+def test_training_forward_equals_diffusers_forward_and_its_gradients(sample_info):
+    """training_forward (per-frame modulation, attention per causal block) computes diffusers' block-causal
+    diffusion-forcing forward: same prediction, same gradients of every weight; with the fps embedding too."""
+    cfg = dataclasses.replace(tiny_config(), heads=2, head_dim=12, text_dim=16)
+    tokenizer, text_encoder, transformer = _tiny_text_model(cfg, inject_sample_info=sample_info)
+    fps = {"fps": [1]} if sample_info else {}
+    x = torch.randn(2, 16, 2 * cfg.block, 4, 6)  # two causal blocks, a non-square grid
+    sigma = torch.rand(2, 2 * cfg.block)
+    ids, mask = _tokenize(tokenizer, ["a red circle moves left over a grey background", ""])
+    states = torch.nn.functional.pad(text_encoder(ids, mask).last_hidden_state * mask[..., None], (0, 0, 0, 8))
+    outputs, grads = [], []
+    for forward in ("diffusers", "training"):
+        transformer.zero_grad()
+        if forward == "diffusers":
+            out = transformer(x, timestep=sigma * 1000, encoder_hidden_states=states.detach(),
+                              enable_diffusion_forcing=True, return_dict=False, **fps)[0]
+        else:
+            out = training_forward(transformer, x, sigma * 1000, states.detach(), None, 1 if sample_info else None)
+        (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        outputs.append(out.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in transformer.parameters()]))
+    assert torch.allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+    # block-causal: a change in the second block's input leaves the first block's prediction alone
+    x2 = x.clone()
+    x2[:, :, cfg.block:] += 1
+    with torch.no_grad():
+        a, b = (training_forward(transformer, v, sigma * 1000, states, None, 0) for v in (x, x2))
+    assert torch.equal(a[:, :, :cfg.block], b[:, :, :cfg.block]) and not torch.allclose(a, b)
+
+
+def test_compiled_training_forward_trains_as_the_uncompiled_one():
+    """The recipe's compiled forward (inductor's C++ kernels) gives the uncompiled one's loss and gradients."""
+    cfg = dataclasses.replace(tiny_config(), heads=2, head_dim=12, text_dim=16)
+    tokenizer, text_encoder, transformer = _tiny_text_model(cfg)
+    compiled = compiled_forward()
+    assert compiled is not training_forward, "no C++ compiler: scripts/setup.sh installs g++"
     x0 = torch.randn(2, 16, 2 * cfg.block, 4, 4)
     ids, mask = _tokenize(tokenizer, ["a red circle moves left over a grey background", ""])
     losses, grads = [], []
-    for model, length in ((transformer, ENGINE_TEXT_LEN), (padded, text_len)):
-        model.zero_grad()
-        loss = diffusion_forcing_loss(cfg, model, text_encoder, x0, ids, mask, torch.Generator().manual_seed(3),
+    for forward in (training_forward, compiled):
+        transformer.zero_grad()
+        loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, torch.Generator().manual_seed(3),
+                                      forward=forward)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in transformer.parameters()]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-5)
+
+
+def test_padded_text_equals_attention_over_all_padding():
+    """Training's cross-attention over the caption + one weighted zero state == over all 512 states:
+    same loss and same gradients; without the weight they differ."""
+    cfg = dataclasses.replace(tiny_config(), heads=2, head_dim=12, text_dim=16)
+    tokenizer, text_encoder, transformer = _tiny_text_model(cfg)
+    x0 = torch.randn(2, 16, 2 * cfg.block, 4, 4)
+    ids, mask = _tokenize(tokenizer, ["a red circle moves left over a grey background", ""])
+    losses, grads = [], []
+    for length in (ENGINE_TEXT_LEN, PADDED_TEXT_LEN, PADDED_TEXT_LEN + 5):
+        transformer.zero_grad()
+        text_encoder.zero_grad()
+        loss = diffusion_forcing_loss(cfg, transformer, text_encoder, x0, ids, mask, torch.Generator().manual_seed(3),
                                       text_len=length)
         loss.backward()
         losses.append(loss.item())
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+        grads.append(torch.cat([p.grad.flatten() for m in (transformer, text_encoder) for p in m.parameters()
+                                if p.grad is not None]))
+    for i in (1, 2):
+        assert losses[0] == pytest.approx(losses[i], rel=1e-5)
+        assert torch.allclose(grads[0], grads[i], rtol=1e-4, atol=1e-6)
     # the weight is what makes them equal: one unweighted zero state gives other gradients
-    for block in padded.blocks:
-        block.attn2.processor.log_copies = 0.0
-    padded.zero_grad()
-    diffusion_forcing_loss(cfg, padded, text_encoder, x0, ids, mask, torch.Generator().manual_seed(3),
-                           text_len=text_len).backward()
-    unweighted = torch.cat([p.grad.flatten() for p in padded.parameters() if p.grad is not None])
-    assert not torch.allclose(unweighted, grads[0], rtol=1e-2, atol=1e-4)
+    states = encode_text(text_encoder, ids, mask, PADDED_TEXT_LEN)
+    out = {bias: training_forward(transformer, x0, torch.full((2, 2 * cfg.block), 500.0), states, bias)
+           for bias in (None, text_padding_bias(PADDED_TEXT_LEN))}
+    assert not torch.allclose(*out.values(), rtol=1e-3, atol=1e-4)
 
 
 def test_object_weight_only_on_settled_frames_and_around_the_object():
