@@ -4,8 +4,8 @@
 diffusers builds the modulation per token ([B, 6, tokens, C]: every frame's six vectors copied to each of its
 tokens, per layer) and a dense block-causal mask; here the modulation stays per frame ([B, F, 1, C], broadcast
 over the frame's tokens), attention runs unmasked per causal block (`denoiser.QueryRuns`, the engine's path),
-RoPE is a rotation of pairs, and the zero text padding is one key (the engine's and PaddedTextAttention's
-trick). Float32 training is where this matters: on a CPU without native bf16 the recipe's step is the budget.
+RoPE is a rotation of pairs, and the zero text padding may be one weighted key (`text_bias`, as the engine cuts
+it). Float32 training is where this matters: on a CPU without native bf16 the recipe's step is the budget.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from .denoiser import QueryRuns, attention, unpatchify
+from .denoiser import QueryRuns, attention, gated, modulated, rope_tables, unpatchify
 
 
 def training_forward(transformer, latents: torch.Tensor, timestep: torch.Tensor, text_states: torch.Tensor,
@@ -37,7 +37,7 @@ def training_forward(transformer, latents: torch.Tensor, timestep: torch.Tensor,
             raise ValueError("this model embeds the frame rate (inject_sample_info): pass fps_flag")
         fps = m.fps_projection(m.fps_embedding(torch.tensor([fps_flag], device=x.device)))  # [1, 6C]
         proj = proj + fps.unflatten(-1, (6, -1)).float()[:, None]
-    freqs = tuple(f.to(x.device) for f in frame_rotary(m, nf, hp, wp))
+    freqs = tuple(f.to(x.device) for f in rope_tables(m.rope, 0, nf, hp, wp))
     per_block = m.config.num_frame_per_block
     block_ids = torch.arange(nf) // per_block if per_block > 1 else None
     runs = QueryRuns.of_window(block_ids, nf, hw)
@@ -45,10 +45,10 @@ def training_forward(transformer, latents: torch.Tensor, timestep: torch.Tensor,
         e = (block.scale_shift_table[0][None, None] + proj)[:, :, :, None, :]  # [B, F, 6, 1, C]
         x = _self_attention(block, x, e, freqs, runs, heads, b, nf, hw)
         x = _cross_attention(block, x, text, text_bias, heads)
-        n = _modulated(block.norm3, x, e[:, :, 3], e[:, :, 4], b, nf, hw)
-        x = _gated(x, block.ffn(n), e[:, :, 5], b, nf, hw)
+        n = modulated(block.norm3, x, e[:, :, 3], e[:, :, 4], b, nf, hw)
+        x = gated(x, block.ffn(n), e[:, :, 5], b, nf, hw)
     mod = m.scale_shift_table[0][None, None] + temb.float()[:, :, None, :]  # [B, F, 2, C]
-    x = _modulated(m.norm_out, x, mod[:, :, 0, None], mod[:, :, 1, None], b, nf, hw)
+    x = modulated(m.norm_out, x, mod[:, :, 0, None], mod[:, :, 1, None], b, nf, hw)
     return unpatchify(m.proj_out(x), nf, hp, wp, m.config.patch_size)
 
 
@@ -59,21 +59,6 @@ def padding_key_bias(keys: int, copies: int) -> torch.Tensor:
     return bias
 
 
-def frame_rotary(transformer, nf: int, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """RoPE of frames [0, nf): cos and sin per pair, [1, tokens, 1, head_dim / 2] each."""
-    rope = transformer.rope
-    parts = (rope.t_dim, rope.h_dim, rope.w_dim)
-
-    def grid(table):
-        t, h, w = table.split(parts, dim=1)
-        return torch.cat([t[:nf].view(nf, 1, 1, -1).expand(nf, hp, wp, -1),
-                          h[:hp].view(1, hp, 1, -1).expand(nf, hp, wp, -1),
-                          w[:wp].view(1, 1, wp, -1).expand(nf, hp, wp, -1)], dim=-1).reshape(1, nf * hp * wp, 1, -1)
-
-    # diffusers stores each pair's cos/sin twice (interleaved)
-    return grid(rope.freqs_cos)[..., 0::2].float(), grid(rope.freqs_sin)[..., 1::2].float()
-
-
 def rope_rotate(x: torch.Tensor, freqs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Rotate each interleaved pair (x[2i], x[2i+1]) of x [B, tokens, heads, head_dim] by its angle; real
     arithmetic (the engine's complex multiply is the same rotation), which torch.compile can fuse."""
@@ -82,21 +67,13 @@ def rope_rotate(x: torch.Tensor, freqs: tuple[torch.Tensor, torch.Tensor]) -> to
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2).type_as(x)
 
 
-def _modulated(norm, x, shift, scale, b, nf, hw):
-    return (norm(x.float()).view(b, nf, hw, -1) * (1 + scale) + shift).view(b, nf * hw, -1).type_as(x)
-
-
-def _gated(x, y, gate, b, nf, hw):
-    return (x.float().view(b, nf, hw, -1) + y.float().view(b, nf, hw, -1) * gate).view(b, nf * hw, -1).type_as(x)
-
-
 def _self_attention(block, x, e, freqs, runs, heads, b, nf, hw):
     a = block.attn1
-    n = _modulated(block.norm1, x, e[:, :, 0], e[:, :, 1], b, nf, hw)
+    n = modulated(block.norm1, x, e[:, :, 0], e[:, :, 1], b, nf, hw)
     q = rope_rotate(a.norm_q(a.to_q(n)).unflatten(2, (heads, -1)), freqs)
     k = rope_rotate(a.norm_k(a.to_k(n)).unflatten(2, (heads, -1)), freqs)
     v = a.to_v(n).unflatten(2, (heads, -1))
-    return _gated(x, a.to_out[0](runs.attend(q, k, v).type_as(q)), e[:, :, 2], b, nf, hw)
+    return gated(x, a.to_out[0](runs.attend(q, k, v).type_as(q)), e[:, :, 2], b, nf, hw)
 
 
 def _cross_attention(block, x, text, bias, heads):

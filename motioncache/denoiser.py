@@ -81,8 +81,6 @@ class Denoiser:
         # On a GPU the selective forward pads its token set to a multiple of this, so compiled kernels and
         # cuBLAS plans see a few shapes instead of one per token count; on the CPU padding only costs.
         self.token_bucket = TOKEN_BUCKET if transformer.device.type == "cuda" else 0
-        rope = transformer.rope
-        self._rope_parts = (rope.t_dim, rope.h_dim, rope.w_dim)
 
     # -- per-request constants -------------------------------------------------------------
     @torch.no_grad()
@@ -113,19 +111,7 @@ class Denoiser:
 
     def rotary(self, f0: int, f1: int, hp: int, wp: int) -> torch.Tensor:
         """RoPE of frames [f0, f1) on an hp x wp grid as unit complex numbers [1, tokens, 1, head_dim / 2]."""
-        rope = self.model.rope
-        cos = rope.freqs_cos.split(self._rope_parts, dim=1)
-        sin = rope.freqs_sin.split(self._rope_parts, dim=1)
-
-        def grid(parts):
-            nf = f1 - f0
-            t = parts[0][f0:f1].view(nf, 1, 1, -1).expand(nf, hp, wp, -1)
-            h = parts[1][:hp].view(1, hp, 1, -1).expand(nf, hp, wp, -1)
-            w = parts[2][:wp].view(1, 1, wp, -1).expand(nf, hp, wp, -1)
-            return torch.cat([t, h, w], dim=-1).reshape(1, nf * hp * wp, 1, -1).float()
-
-        # diffusers stores each pair's cos/sin twice (interleaved); one per pair is the rotation
-        return torch.complex(grid(cos)[..., 0::2], grid(sin)[..., 1::2])
+        return torch.complex(*rope_tables(self.model.rope, f0, f1, hp, wp))
 
     # -- the forward ----------------------------------------------------------------------
     def embed(self, latents: torch.Tensor) -> torch.Tensor:
@@ -237,20 +223,14 @@ class Denoiser:
         self.counter.flops += batch * layers * self.shape.layer_flops(queries, pairs, text_tokens)
         self.counter.forwards += 1
 
-    def _modulated(self, norm, x, shift, scale, b, nf, hw):
-        return (norm(x.float()).view(b, nf, hw, -1) * (1 + scale) + shift).view(b, nf * hw, -1).type_as(x)
-
-    def _gated(self, x, y, gate, b, nf, hw):
-        return (x.float().view(b, nf, hw, -1) + y.float().view(b, nf, hw, -1) * gate).view(b, nf * hw, -1).type_as(x)
-
     def _self_attention(self, block, x, e, freqs, runs, b, nf, hw):
         a = block.attn1
-        n = self._modulated(block.norm1, x, e[0], e[1], b, nf, hw)
+        n = modulated(block.norm1, x, e[0], e[1], b, nf, hw)
         q = rope_apply(a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1)), freqs)
         k = rope_apply(a.norm_k(a.to_k(n)).unflatten(2, (self.heads, -1)), freqs)
         v = a.to_v(n).unflatten(2, (self.heads, -1))
         o = runs.attend(q, k, v).type_as(q)
-        return self._gated(x, a.to_out[0](o), e[2], b, nf, hw)
+        return gated(x, a.to_out[0](o), e[2], b, nf, hw)
 
     def _cross_attention_and_ffn(self, block, x, e, text_kv, text_bias, b, nf, hw):
         a = block.attn2
@@ -258,8 +238,32 @@ class Denoiser:
         q = a.norm_q(a.to_q(n)).unflatten(2, (self.heads, -1))
         k, v = text_kv
         x = x + a.to_out[0](attention(q, k, v, text_bias).type_as(q))
-        n = self._modulated(block.norm3, x, e[3], e[4], b, nf, hw)
-        return self._gated(x, block.ffn(n), e[5], b, nf, hw)
+        n = modulated(block.norm3, x, e[3], e[4], b, nf, hw)
+        return gated(x, block.ffn(n), e[5], b, nf, hw)
+
+
+def rope_tables(rope, f0: int, f1: int, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of every rotated pair for frames [f0, f1) on an hp x wp grid, [1, tokens, 1, head_dim / 2]
+    each, from diffusers' RoPE module (which stores each pair's cos/sin twice, interleaved)."""
+    nf = f1 - f0
+
+    def grid(table):
+        t, h, w = table.split((rope.t_dim, rope.h_dim, rope.w_dim), dim=1)
+        return torch.cat([t[f0:f1].view(nf, 1, 1, -1).expand(nf, hp, wp, -1),
+                          h[:hp].view(1, hp, 1, -1).expand(nf, hp, wp, -1),
+                          w[:wp].view(1, 1, wp, -1).expand(nf, hp, wp, -1)], dim=-1).reshape(1, nf * hp * wp, 1, -1)
+
+    return grid(rope.freqs_cos)[..., 0::2].float(), grid(rope.freqs_sin)[..., 1::2].float()
+
+
+def modulated(norm, x, shift, scale, b, nf, hw):
+    """norm(x) * (1 + scale) + shift, with x [B, nf*hw, C] and shift/scale per frame (broadcast over [B, nf, hw, C])."""
+    return (norm(x.float()).view(b, nf, hw, -1) * (1 + scale) + shift).view(b, nf * hw, -1).type_as(x)
+
+
+def gated(x, y, gate, b, nf, hw):
+    """x + y * gate, the gate per frame as in `modulated`."""
+    return (x.float().view(b, nf, hw, -1) + y.float().view(b, nf, hw, -1) * gate).view(b, nf * hw, -1).type_as(x)
 
 
 def rope_apply(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
