@@ -133,7 +133,8 @@ class TrainConfig:
     bf16: bool = True            # bfloat16 autocast where the CPU has native bf16 (AVX512-BF16/AMX): 1.18x
                                  # faster steps here; master weights, optimizer and loss stay float32
     compile: bool = True         # torch.compile the training forward (inductor, C++) where a C++ compiler is found:
-                                 # 1.25x faster float32 steps here after ~1 min of compiling (docs/benchmarks.md)
+                                 # 1.16x faster float32 steps (0.878 vs 1.019 s) after ~1 min of compiling
+                                 # (docs/benchmarks.md)
     checkpoint_minutes: float = 3.0
     # recommended request defaults written to motioncache.json
     defaults: dict = dataclasses.field(default_factory=lambda: dict(
