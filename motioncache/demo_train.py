@@ -114,6 +114,7 @@ class TrainConfig:
                                    # the one before (as an ar_step schedule has it) and the first is sometimes clean
                                    # context, so the word batches also train continuing the first block's motion
                                    # (raise word_path_share with it to keep the speed; a word step costs ~2x)
+    word_batch: int = 8            # clips per word batch (with word_blocks 2, 4 keeps a word step's cost)
     text_attribute_loss: float = 0.3  # weight of a cross-entropy that makes every caption token's text state name
                                       # the main object's colour, shape, motion and the background
                                       # (TextAttributeHeads): without it the motion and shape words did not reach
@@ -150,6 +151,8 @@ class TrainConfig:
             raise ValueError(f"word_phase={self.word_phase}: give START,END with 0 <= START <= END")
         if self.word_blocks < 1:
             raise ValueError(f"word_blocks={self.word_blocks}: give at least 1")
+        if self.word_batch < 1:
+            raise ValueError(f"word_batch={self.word_batch}: give at least 1")
 
     @property
     def word_clips_used(self) -> bool:

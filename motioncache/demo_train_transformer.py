@@ -223,7 +223,7 @@ def _tf_batch(cfg, data, ids, step: int, g: torch.Generator):
     long = cfg.long_clips > 0 and step % cfg.long_every == cfg.long_every - 1
     kind, n = ("long", cfg.long_batch) if long else ("short", cfg.batch)
     if in_word_phase(cfg, step) or np.random.default_rng([cfg.seed, 4, step]).random() < cfg.word_share:
-        kind, n = "word", cfg.batch
+        kind, n = "word", cfg.word_batch
     pick = rng.integers(0, len(data[kind]), n)
     x0 = torch.stack([data[kind][i].float() for i in pick])
     objects = torch.stack([data[f"{kind}_mask"][i] for i in pick])

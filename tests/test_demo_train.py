@@ -127,6 +127,16 @@ def test_two_block_word_clips_never_get_cleaner_and_train(tmp_path):
     train(tiny, tmp_path / "m", log=lambda m: None)
     data = torch.load(tmp_path / "m" / ".train" / "data.pt", weights_only=False)
     assert data["word"][0].shape[1] == 2 * tiny.block and data["word_mask"][0].shape[0] == 2 * tiny.block
+    ids = tokenized_captions(build_text_model(tiny)[0], data)
+    for batch in (1, 3):  # word batches take word_batch clips, the others batch
+        sized = dataclasses.replace(tiny, word_batch=batch)
+        x0, *_, kind, _, _ = _tf_batch(sized, data, ids, 0, torch.Generator())
+        assert kind == "word" and x0.shape[0] == batch
+    x0, *_, kind, _, _ = _tf_batch(dataclasses.replace(tiny, word_phase=(), word_share=0.0), data, ids, 0,
+                                   torch.Generator())
+    assert kind == "short" and x0.shape[0] == tiny.batch
+    with pytest.raises(ValueError, match="word_batch"):
+        TrainConfig(word_batch=0)
 
 
 def test_word_scenes_tie_direction_to_the_caption_only():
