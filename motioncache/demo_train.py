@@ -114,7 +114,8 @@ class TrainConfig:
                                    # the one before (as an ar_step schedule has it) and the first is sometimes clean
                                    # context, so the word batches also train continuing the first block's motion
                                    # (raise word_path_share with it to keep the speed; a word step costs ~2x)
-    word_batch: int = 8            # clips per word batch (with word_blocks 2, 4 keeps a word step's cost)
+    word_batch: int = 8            # clips per word batch; 4 two-block clips (a one-block step's cost) scored below
+                                   # 8 on all three attributes (docs/demo.md)
     text_attribute_loss: float = 0.3  # weight of a cross-entropy that makes every caption token's text state name
                                       # the main object's colour, shape, motion and the background
                                       # (TextAttributeHeads): without it the motion and shape words did not reach
