@@ -193,7 +193,7 @@ def tiny_config() -> TrainConfig:
     return TrainConfig(height=32, width=32, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), vae_steps=2, dec_steps=2,
                        dec_whole_steps=1, dec_noise=0.1,
                        vae_image_steps=1, vae_crop_steps=(1, 2), vae_crop=8, vae_frames=5, vae_batch=2, vae_clip_batch=1,
-                       dec_crop=8, dec_batch=1, word_clips=3,
+                       dec_crop=8, dec_batch=1, word_clips=3, word_batch=2,
                        clips=4, clip_frames=9, long_clips=2, long_frames=21, heads=2, head_dim=12, layers=1,
                        ffn_dim=32, text_dim=16, text_layers=1, block=3, tf_steps=3, batch=2, long_batch=1,
                        long_every=2, warmup=1, compile=False, defaults=dict(
