@@ -23,10 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .demo_data import PATH_STYLES, SHIPPED_PATHS, heldout_captions
+from .demo_data import PATH_STYLES, SHIPPED_PATHS
 from .demo_train_data import encode_data
 from .demo_train_transformer import train_transformer
 from .demo_train_vae import build_vae, train_decoder, train_vae
@@ -249,32 +248,6 @@ def train(cfg: TrainConfig, out: str | Path, stop_after: str | None = None, log=
     train_transformer(cfg, vae, data, state, out, log)
     log(f"transformer: done ({(time.monotonic() - t0) / 60:.1f} min this run)")
     return out
-
-
-def save_strip(frames: np.ndarray, path: str | Path, n: int = 8) -> None:
-    """n evenly spaced frames of a float [F, H, W, 3] video side by side, as a PNG."""
-    from PIL import Image
-
-    idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
-    strip = np.concatenate([np.asarray(frames)[i] for i in idx], axis=1)
-    Image.fromarray((np.clip(strip, 0, 1) * 255).round().astype(np.uint8)).save(path)
-
-
-def preview(model: str | Path, out_dir: str | Path, n: int = 4, seed: int = 0, **request) -> list[Path]:
-    """Generate n held-out captions with the engine and save each as a PNG strip (docs, smoke checks)."""
-    from .engine import Engine
-    from .model_files import load_components
-    from .request import GenerationRequest
-
-    engine = Engine(load_components(model))
-    paths = []
-    for text, _ in heldout_captions(n):
-        chunks = engine.generate(GenerationRequest(prompt=text, seed=seed, **request))
-        frames = np.concatenate([c.frames for c in chunks])
-        path = Path(out_dir) / f"demo_{text.replace(' ', '_')}.png"
-        save_strip(frames, path)
-        paths.append(path)
-    return paths
 
 
 def cmd_train_demo(args) -> None:
