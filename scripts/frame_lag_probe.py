@@ -25,13 +25,21 @@ FRAMES = 5  # latent frames of one causal block
 FIRST = -1  # the lag "first": frame 0 is denoised completely before frames 1-4 start (the word trials' case)
 
 
-def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float, seed: int) -> np.ndarray:
+def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float, seed: int,
+           init: torch.Tensor | None = None, start_level: float = 1.0) -> np.ndarray:
+    """`init` (normalized latents of one block) noised to `start_level` replaces pure noise; the schedule then
+    runs only its levels below `start_level` (scripts/shape_commit_probe.py)."""
     s = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
     sigmas = (shift * s / (1 + (shift - 1) * s)).float()  # the flow-matching shift of the engine's scheduler
+    if start_level < 1:
+        sigmas = torch.cat([torch.tensor([start_level]), sigmas[sigmas < start_level]])
+        steps = len(sigmas) - 1
     emb = encode_prompts(c.tokenizer, c.text_encoder, [caption, ""], 512, torch.float32)
     h, w = (c.defaults.get(k, 128) // c.vae_scale_spatial for k in ("height", "width"))
     shape = (1, c.transformer.config.in_channels, FRAMES, h, w)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    if init is not None:
+        x = (1 - sigmas[0]) * init + sigmas[0] * x
     fps = {"fps": [1]} if c.transformer.config.inject_sample_info else {}  # the engine's flag for fps != 16
 
     def level(row: int) -> torch.Tensor:  # each frame's noise level on this row

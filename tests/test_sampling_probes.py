@@ -1,5 +1,5 @@
-"""scripts/negative_prompt_probe.py and frame_lag_probe.py: the caption edits and the lagged sampler they rely
-on, and runs on a tiny random model."""
+"""scripts/negative_prompt_probe.py, frame_lag_probe.py and shape_commit_probe.py: the caption edits and the
+lagged sampler they rely on, and runs on a tiny random model."""
 import json
 import subprocess
 import sys
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from motioncache.demo_data import DIRECTIONS
+from motioncache.vae_stream import StreamingDecoder
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -56,3 +58,34 @@ def test_lagged_sampler_makes_one_block_and_the_lag_changes_it(tiny_components, 
     assert not np.array_equal(plain, lagged)
     first = lag.sample(tiny_components, text, lag.FIRST, steps=4, shift=5.0, guidance=3.0, seed=0)
     assert first.shape == plain.shape and not np.array_equal(first, plain)
+
+
+def test_sampler_from_a_start_level_keeps_what_the_noisy_input_shows(tiny_components, lag):
+    text = "a red circle moves left over a grey background"
+    h, w = tiny_components.defaults.get("height", 128), tiny_components.defaults.get("width", 128)
+    shape = (1, tiny_components.transformer.config.in_channels, lag.FRAMES,
+             h // tiny_components.vae_scale_spatial, w // tiny_components.vae_scale_spatial)
+    init = torch.randn(shape, generator=torch.Generator().manual_seed(7))
+    kept = StreamingDecoder(tiny_components.vae).decode(init)
+    kept = (kept * 255).round().clip(0, 255).astype(np.uint8)
+    plain = lag.sample(tiny_components, text, 0, steps=4, shift=5.0, guidance=3.0, seed=0)
+    at_one = lag.sample(tiny_components, text, 0, 4, 5.0, 3.0, 0, init=init, start_level=1.0)
+    near_zero = lag.sample(tiny_components, text, 0, 4, 5.0, 3.0, 0, init=init, start_level=1e-4)
+    halfway = lag.sample(tiny_components, text, 0, 4, 5.0, 3.0, 0, init=init, start_level=0.5)
+    assert np.array_equal(at_one, plain)  # level 1 is pure noise: the init plays no part
+    assert np.abs(near_zero.astype(int) - kept).max() <= 2  # one tiny step from the init itself
+    assert not np.array_equal(halfway, plain) and not np.array_equal(halfway, near_zero)
+
+
+def test_shape_commit_probe_reports_every_level(tiny_dir, tmp_path):
+    out = tmp_path / "commit.json"
+    run = subprocess.run([sys.executable, str(SCRIPTS / "shape_commit_probe.py"), "--model", str(tiny_dir),
+                          "--n", "2", "--levels", "0,0.5,1", "--steps", "4", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert list(results) == ["0.0", "0.5", "1.0"]
+    assert all(0 <= r["shape_acc"] <= 1 for r in results.values())
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "shape_commit_probe.py"), "--model", str(tiny_dir),
+                          "--levels", "1.5"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "every level must lie in [0, 1]" in bad.stderr and "Traceback" not in bad.stderr
