@@ -4,7 +4,9 @@ For each of the first N held-out captions, the ground truth's first causal block
 encoded by the model's VAE, noised to a start level S and denoised from there with the caption (the Euler sampler
 of scripts/frame_lag_probe.py, block-synchronous, only the schedule's levels below S). The evaluator then reads
 colour, shape and direction of each result: where the scores fall from the VAE's ceiling (S = 0) towards free
-generation (S = 1), the model stops keeping what the noisy input shows and decides for itself.
+generation (S = 1), the model stops keeping what the noisy input shows and decides for itself. `--caption` asks
+whether the caption's shape word is what it decides with: `empty` denoises without a caption, `other-shape` with
+the main object's shape word replaced by another (the scores still compare with the ground truth's shape).
 
     .venv/bin/python scripts/shape_commit_probe.py --model models/demo --n 20 --levels 0,0.3,0.5,0.7,0.85,1
 """
@@ -17,11 +19,23 @@ import numpy as np
 
 from frame_lag_probe import FRAMES, sample
 from motioncache.cli import load_engine
-from motioncache.demo_data import PATH_STYLES, SHIPPED_PATHS, heldout_captions, render
+from motioncache.demo_data import PATH_STYLES, SHAPES, SHIPPED_PATHS, heldout_captions, render
 from motioncache.evaluate import evaluate
 from motioncache.vae_stream import StreamingDecoder, encode_frames
 
 SCORES = ("color_acc", "shape_acc", "direction_acc", "flicker")
+CAPTIONS = ("true", "empty", "other-shape")
+OTHER_SHAPE = dict(zip(SHAPES, SHAPES[1:] + SHAPES[:1]))
+
+
+def probe_caption(text: str, scene, kind: str) -> str:
+    """The caption the block is denoised with: as written, empty, or with the main object's shape word (the first
+    shape word: the main object is described first) replaced."""
+    if kind == "empty":
+        return ""
+    if kind == "other-shape":
+        return text.replace(scene.main.shape, OTHER_SHAPE[scene.main.shape], 1)
+    return text
 
 
 def from_level(c, text: str, scene, level: float, args) -> np.ndarray:
@@ -30,7 +44,8 @@ def from_level(c, text: str, scene, level: float, args) -> np.ndarray:
     x0 = encode_frames(c.vae, render(scene, 4 * (FRAMES - 1) + 1, h, w))
     if level == 0:
         return (StreamingDecoder(c.vae).decode(x0) * 255).round().clip(0, 255).astype(np.uint8)
-    return sample(c, text, 0, args.steps, args.shift, args.guidance_scale, 0, init=x0, start_level=level)
+    return sample(c, probe_caption(text, scene, args.caption), 0, args.steps, args.shift, args.guidance_scale, 0,
+                  init=x0, start_level=level)
 
 
 def main() -> None:
@@ -43,6 +58,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30, help="steps of the whole schedule (from level 1)")
     ap.add_argument("--shift", type=float, default=5.0)
     ap.add_argument("--guidance-scale", type=float, default=3.0)
+    ap.add_argument("--caption", choices=CAPTIONS, default="true", help="what the block is denoised with (above)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
     args = ap.parse_args()

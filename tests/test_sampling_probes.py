@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from motioncache.demo_data import DIRECTIONS
+from motioncache.demo_data import DIRECTIONS, heldout_captions
 from motioncache.vae_stream import StreamingDecoder
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -89,3 +89,15 @@ def test_shape_commit_probe_reports_every_level(tiny_dir, tmp_path):
     bad = subprocess.run([sys.executable, str(SCRIPTS / "shape_commit_probe.py"), "--model", str(tiny_dir),
                           "--levels", "1.5"], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "every level must lie in [0, 1]" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_shape_commit_probe_edits_only_the_main_shape_word(load_script, monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # the probe imports frame_lag_probe's sampler
+    probe = load_script("shape_commit_probe")
+    text, scene = next((t, s) for t, s in heldout_captions(50) if len(s.objects) == 2)
+    edited = probe.probe_caption(text, scene, "other-shape")
+    other = probe.OTHER_SHAPE[scene.main.shape]
+    assert other != scene.main.shape and edited.split()[:3] == [*text.split()[:2], other]
+    assert edited.split()[3:] == text.split()[3:]  # the second object's words are untouched
+    assert probe.probe_caption(text, scene, "empty") == "" and probe.probe_caption(text, scene, "true") == text
+    assert sorted(probe.OTHER_SHAPE.values()) == sorted(probe.OTHER_SHAPE)  # every shape gets another one
