@@ -20,8 +20,8 @@ import numpy as np
 from frame_lag_probe import FRAMES, sample
 from motioncache.cli import load_engine
 from motioncache.demo_data import PATH_STYLES, SHAPES, SHIPPED_PATHS, heldout_captions, render
-from motioncache.evaluate import evaluate
-from motioncache.vae_stream import StreamingDecoder, encode_frames
+from motioncache.evaluate import evaluate, reconstruct
+from motioncache.vae_stream import encode_frames
 
 SCORES = ("color_acc", "shape_acc", "direction_acc", "flicker")
 CAPTIONS = ("true", "empty", "other-shape")
@@ -41,9 +41,10 @@ def probe_caption(text: str, scene, kind: str) -> str:
 def from_level(c, text: str, scene, level: float, args) -> np.ndarray:
     """The scene's first block, noised to `level` and denoised with the caption; level 0 is the VAE alone."""
     h, w = (c.defaults.get(k, 128) for k in ("height", "width"))
-    x0 = encode_frames(c.vae, render(scene, 4 * (FRAMES - 1) + 1, h, w))
+    frames = 4 * (FRAMES - 1) + 1
     if level == 0:
-        return (StreamingDecoder(c.vae).decode(x0) * 255).round().clip(0, 255).astype(np.uint8)
+        return reconstruct(c.vae, scene, frames, h, w)
+    x0 = encode_frames(c.vae, render(scene, frames, h, w))
     return sample(c, probe_caption(text, scene, args.caption), 0, args.steps, args.shift, args.guidance_scale, 0,
                   init=x0, start_level=level)
 
@@ -62,7 +63,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
     args = ap.parse_args()
-    levels = [float(x) for x in args.levels.split(",")]
+    try:
+        levels = [float(x) for x in args.levels.split(",")]
+    except ValueError:
+        ap.error(f"--levels {args.levels}: give comma-separated numbers, e.g. 0,0.5,1")
     if any(not 0 <= x <= 1 for x in levels):
         ap.error(f"--levels {args.levels}: every level must lie in [0, 1]")
     import torch

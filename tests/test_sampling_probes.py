@@ -89,6 +89,9 @@ def test_shape_commit_probe_reports_every_level(tiny_dir, tmp_path):
     bad = subprocess.run([sys.executable, str(SCRIPTS / "shape_commit_probe.py"), "--model", str(tiny_dir),
                           "--levels", "1.5"], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "every level must lie in [0, 1]" in bad.stderr and "Traceback" not in bad.stderr
+    words = subprocess.run([sys.executable, str(SCRIPTS / "shape_commit_probe.py"), "--levels", "half"],
+                           capture_output=True, text=True, timeout=600)
+    assert words.returncode == 2 and "comma-separated numbers" in words.stderr and "Traceback" not in words.stderr
 
 
 def test_shape_commit_probe_edits_only_the_main_shape_word(load_script, monkeypatch):
