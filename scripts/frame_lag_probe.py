@@ -23,6 +23,21 @@ from motioncache.vae_stream import StreamingDecoder
 
 FRAMES = 5  # latent frames of one causal block
 FIRST = -1  # the lag "first": frame 0 is denoised completely before frames 1-4 start (the word trials' case)
+SCORES = ("color_acc", "shape_acc", "direction_acc", "flicker")
+
+
+def scored(videos_with_scenes, confusion: str) -> tuple[dict, str]:
+    """The evaluator's scores and one attribute's confusion (for the JSON), and a one-line summary (to print)."""
+    r = evaluate(videos_with_scenes)
+    line = (f"colour {r['color_acc']:.0%} shape {r['shape_acc']:.0%} direction {r['direction_acc']:.0%} "
+            f"flicker {r['flicker']:.2f}")
+    return {**{k: r[k] for k in SCORES}, f"{confusion}_confusion": r["confusion"][confusion]}, line
+
+
+def write_report(path: str | None, args, results: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=2)
 
 
 def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float, seed: int,
@@ -81,15 +96,10 @@ def main() -> None:
     for lag in (FIRST if x == "first" else int(x) for x in args.lags.split(",")):
         videos = [(sample(c, text, lag, args.steps, args.shift, args.guidance_scale, 0), scene)
                   for text, scene in pairs]
-        r = evaluate(videos)
         name = "first" if lag == FIRST else f"lag {lag}"
-        out[name] = {**{k: r[k] for k in ("color_acc", "shape_acc", "direction_acc", "flicker")},
-                             "direction_confusion": r["confusion"]["direction"]}
-        print(f"{name}: colour {r['color_acc']:.0%} shape {r['shape_acc']:.0%} direction {r['direction_acc']:.0%} "
-              f"flicker {r['flicker']:.2f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": out}, f, indent=2)
+        out[name], line = scored(videos, "direction")
+        print(f"{name}: {line}", flush=True)
+    write_report(args.json, args, out)
 
 
 if __name__ == "__main__":

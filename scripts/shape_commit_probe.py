@@ -13,17 +13,15 @@ the main object's shape word replaced by another (the scores still compare with 
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
-from frame_lag_probe import FRAMES, sample
+from frame_lag_probe import FRAMES, sample, scored, write_report
 from motioncache.cli import load_engine
 from motioncache.demo_data import PATH_STYLES, SHAPES, SHIPPED_PATHS, heldout_captions, render
-from motioncache.evaluate import evaluate, reconstruct
+from motioncache.evaluate import reconstruct
 from motioncache.vae_stream import encode_frames
 
-SCORES = ("color_acc", "shape_acc", "direction_acc", "flicker")
 CAPTIONS = ("true", "empty", "other-shape")
 OTHER_SHAPE = dict(zip(SHAPES, SHAPES[1:] + SHAPES[:1]))
 
@@ -77,13 +75,10 @@ def main() -> None:
     pairs = heldout_captions(args.n, paths=args.paths)
     out = {}
     for level in levels:
-        r = evaluate([(from_level(c, text, scene, level, args), scene) for text, scene in pairs])
-        out[str(level)] = {**{k: r[k] for k in SCORES}, "shape_confusion": r["confusion"]["shape"]}
-        print(f"start level {level}: colour {r['color_acc']:.0%} shape {r['shape_acc']:.0%} "
-              f"direction {r['direction_acc']:.0%} flicker {r['flicker']:.2f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": out}, f, indent=2)
+        out[str(level)], line = scored([(from_level(c, text, scene, level, args), scene) for text, scene in pairs],
+                                       "shape")
+        print(f"start level {level}: {line}", flush=True)
+    write_report(args.json, args, out)
 
 
 if __name__ == "__main__":
