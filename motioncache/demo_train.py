@@ -91,6 +91,9 @@ class TrainConfig:
     lr: float = 5e-4
     warmup: int = 100
     train_shift: float = 3.0     # sigma = shift*u / (1 + (shift-1)*u), u ~ U(0, 1)
+    mid_level_share: float = 0.0  # share of the drawn levels (ordinary blocks, word clips without a visible frame)
+    mid_low: float = 0.25         # taken from U(mid_low, mid_high) instead: where the denoiser rounds shapes
+    mid_high: float = 0.8         # (scripts/shape_commit_probe.py), which train_shift 3 trains least (docs/demo.md)
     sample_shift: float = 5.0    # the scheduler's flow_shift in the saved model
     clean_block_prob: float = 0.1  # finished (clean) context blocks, as in overlap windows / late rows
     monotone_prob: float = 0.5     # sorted block noise levels, as an ar_step schedule produces
@@ -153,6 +156,9 @@ class TrainConfig:
             raise ValueError(f"word_blocks={self.word_blocks}: give at least 1")
         if self.word_batch < 1:
             raise ValueError(f"word_batch={self.word_batch}: give at least 1")
+        if not (0 <= self.mid_level_share <= 1 and 0 <= self.mid_low <= self.mid_high <= 1):
+            raise ValueError(f"mid_level_share={self.mid_level_share}, mid_low={self.mid_low}, "
+                             f"mid_high={self.mid_high}: give a share in [0, 1] and 0 <= mid_low <= mid_high <= 1")
 
     @property
     def word_clips_used(self) -> bool:

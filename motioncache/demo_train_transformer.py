@@ -97,18 +97,29 @@ def shifted_sigma(cfg: TrainConfig, u: torch.Tensor) -> torch.Tensor:
     return cfg.train_shift * u / (1 + (cfg.train_shift - 1) * u)
 
 
+def with_mid_levels(cfg: TrainConfig, sigma: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """`sigma` [B, N] with a share `mid_level_share` of its entries redrawn from U(mid_low, mid_high); no draws at
+    share 0, so the default recipe stays reproducible."""
+    if not cfg.mid_level_share:
+        return sigma
+    mid = torch.rand(sigma.shape, generator=g) < cfg.mid_level_share
+    band = cfg.mid_low + (cfg.mid_high - cfg.mid_low) * torch.rand(sigma.shape, generator=g)
+    return torch.where(mid, band, sigma)
+
+
 def sample_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Generator) -> torch.Tensor:
     """Diffusion forcing noise levels [B, F]: an independent flow-matching level per causal block, or, for a
     share `frame_noise_prob` of the clips, per frame (as Diffusion Forcing and SkyReels-V2 train)."""
     blocks = frames // cfg.block
-    u = torch.rand(batch, blocks, generator=g).repeat_interleave(cfg.block, dim=1)
+    u = torch.rand(batch, blocks, generator=g)
     monotone = torch.rand(batch, 1, generator=g) < cfg.monotone_prob
     clean = torch.rand(batch, blocks, generator=g) < cfg.clean_block_prob
     clean[:, -1] = False  # keep at least one block to learn from
+    sigma = with_mid_levels(cfg, shifted_sigma(cfg, u), g).repeat_interleave(cfg.block, dim=1)
     if cfg.frame_noise_prob > 0:
         per_frame = torch.rand(batch, 1, generator=g) < cfg.frame_noise_prob
-        u = torch.where(per_frame, torch.rand(batch, frames, generator=g), u)
-    sigma = shifted_sigma(cfg, u)
+        u = torch.rand(batch, frames, generator=g)
+        sigma = torch.where(per_frame, with_mid_levels(cfg, shifted_sigma(cfg, u), g), sigma)
     sigma = torch.where(monotone, sigma.sort(dim=1).values, sigma)
     return torch.where(clean.repeat_interleave(cfg.block, dim=1), torch.zeros_like(sigma), sigma)
 
@@ -120,7 +131,7 @@ def sample_word_sigmas(cfg: TrainConfig, batch: int, frames: int, g: torch.Gener
     previous block's last one and 1; the first block is clean context for a share `clean_block_prob`."""
     n = min(frames, cfg.block)
     u = torch.rand(batch, 1, generator=g)
-    sigma = shifted_sigma(cfg, u).expand(batch, n)
+    sigma = with_mid_levels(cfg, shifted_sigma(cfg, u), g).expand(batch, n)
     visible = torch.rand(batch, 1, generator=g) < cfg.word_visible
     first = 0.3 * torch.rand(batch, 1, generator=g)
     rest = 0.7 + 0.3 * torch.rand(batch, n - 1, generator=g)

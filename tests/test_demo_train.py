@@ -110,6 +110,27 @@ def test_word_noise_levels_hide_or_show_the_first_frame():
     assert (s > 0).all()  # every frame has a target
 
 
+def test_mid_level_share_moves_that_share_of_levels_into_the_band_and_nothing_at_zero():
+    base = TrainConfig()
+    zero = TrainConfig(mid_level_share=0.0, mid_low=0.4, mid_high=0.5)  # the band is unused at share 0
+    for draw, frames in ((sample_sigmas, 25), (sample_word_sigmas, 5)):
+        assert torch.equal(draw(base, 512, frames, torch.Generator().manual_seed(3)),
+                           draw(zero, 512, frames, torch.Generator().manual_seed(3)))  # same draws: reproducible
+    cfg = TrainConfig(mid_level_share=0.5, mid_low=0.3, mid_high=0.7, frame_noise_prob=0.0)
+    s = sample_sigmas(cfg, 4000, 25, torch.Generator().manual_seed(0)).view(4000, 5, 5)
+    assert (s == s[..., :1]).all()  # still one level per block
+    levels = s[..., 0][s[..., 0] > 0]
+    in_band = ((levels >= 0.3) & (levels < 0.7)).float().mean().item()
+    shifted = sample_sigmas(base, 4000, 25, torch.Generator().manual_seed(0))
+    base_band = ((shifted >= 0.3) & (shifted < 0.7))[shifted > 0].float().mean().item()
+    assert abs(in_band - (0.5 + 0.5 * base_band)) < 0.03  # half redrawn into the band, half as before
+    word = sample_word_sigmas(dataclasses.replace(cfg, word_visible=0.0, mid_level_share=1.0), 500, 5,
+                              torch.Generator().manual_seed(0))
+    assert ((word >= 0.3) & (word < 0.7)).all() and (word == word[:, :1]).all()
+    with pytest.raises(ValueError, match="mid_low"):
+        TrainConfig(mid_low=0.8, mid_high=0.2)
+
+
 def test_two_block_word_clips_never_get_cleaner_and_train(tmp_path):
     cfg = TrainConfig(word_blocks=2, clean_block_prob=0.2)
     one = sample_word_sigmas(TrainConfig(), 2000, 5, torch.Generator().manual_seed(1))
