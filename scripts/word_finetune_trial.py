@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motioncache.demo_data import DIRECTIONS, OPPOSITE, caption, caption_labels, free_start, render, sample_scene
-from motioncache.demo_train import TrainConfig
+from motioncache.demo_data import DIRECTIONS, OPPOSITE, SHAPES, caption, caption_labels, free_start, render, sample_scene
+from motioncache.demo_train import TrainConfig, config_overrides
 from motioncache.demo_train_transformer import (TextAttributeHeads, _tf_batch, _tokenize, cpu_has_bf16,
-                                               diffusion_forcing_loss, predict_velocity, tokenized_captions)
+                                               diffusion_forcing_loss, loss_weight, predict_velocity,
+                                               sample_sigmas, sample_word_sigmas, tokenized_captions)
 from motioncache.train_support import load_checkpoint
 from motioncache.model_files import load_components
 from motioncache.vae_stream import encode_frames
@@ -66,7 +67,18 @@ def main() -> None:
     ap.add_argument("--recipe-data", help="a train-demo run's .train folder (config.json, data.pt): with "
                     "--recipe-share, that share of the steps trains on its multi-block clips with its own loss")
     ap.add_argument("--recipe-share", type=float, default=0.0)
+    ap.add_argument("--recipe-set", action="append", default=[], metavar="OPTION=VALUE",
+                    help="override a TrainConfig option of the recipe batches (e.g. mid_level_share=1.0)")
+    ap.add_argument("--shape-contrast", type=float, default=0.0,
+                    help="weight of a margin loss on recipe batches: with the main shape word swapped, the error on "
+                    "the object (frames noised to at least --contrast-min-sigma) must be log-higher by --contrast-margin")
+    ap.add_argument("--contrast-margin", type=float, default=0.1)
+    ap.add_argument("--contrast-min-sigma", type=float, default=0.3)
     args = ap.parse_args()
+    try:
+        config_overrides(args.recipe_set)
+    except ValueError as e:
+        ap.error(str(e))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     c = load_components(args.model)
@@ -102,7 +114,7 @@ def main() -> None:
     params = list(tr.parameters()) + list(te.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     bf16 = cpu_has_bf16()
-    recipe = recipe_batches(args.recipe_data, c.tokenizer) if args.recipe_share else None
+    recipe = recipe_batches(args.recipe_data, c.tokenizer, args.recipe_set) if args.recipe_share else None
     frames = probes["minimal"][0].shape[2]  # latent frames of a 17-frame clip (5 with the 4x temporal VAE)
     fps_flag = 1 if tr.config.inject_sample_info else None  # as the engine at 24 fps
 
@@ -155,12 +167,48 @@ def main() -> None:
             loss = loss + args.text_attribute_loss * heads.loss(te, ids, mask, labels, full)
         return loss
 
+    shape_ids = torch.tensor(c.tokenizer.convert_tokens_to_ids([f"\u2581{s}" for s in SHAPES]))
+
+    def shape_contrast_loss(cfg, x0, objects, tok, mask, captioned, kind, g):
+        """Diffusion-forcing loss plus the shape-word margin: the same noisy clips denoised with the main object's
+        shape word (token 2: "a COLOUR SHAPE ...") swapped for the next shape."""
+        sigma = (sample_word_sigmas if kind == "word" else sample_sigmas)(cfg, x0.shape[0], x0.shape[2], g)
+        noise = torch.randn(x0.shape, generator=g)
+        s = sigma[:, None, :, None, None]
+        xt, target = (1 - s) * x0 + s * noise, noise - x0
+        wrong = swap_main_shape(tok, shape_ids)
+        keep = captioned & (tok[:, 2:3] == shape_ids).any(1)
+        both_ids, both_mask = torch.cat([tok, wrong[keep]]), torch.cat([mask, mask[keep]])
+        both_x, both_sigma = torch.cat([xt, xt[keep]]), torch.cat([sigma, sigma[keep]])
+        pred = predict_velocity(tr, te, both_x, both_sigma, both_ids, both_mask).float()
+        err = ((pred - torch.cat([target, target[keep]])) ** 2).mean(dim=1)  # [B + kept, F, H, W]
+        n = x0.shape[0]
+        weight = loss_weight(cfg, sigma, None, err[:n].shape)
+        loss = (err[:n] * weight).sum() / weight.sum()
+        region = torch.nn.functional.max_pool2d(objects[keep].float().flatten(0, 1)[:, None], 3, stride=1,
+                                                padding=1)[:, 0].unflatten(0, objects[keep].shape[:2])
+        region = region * (sigma[keep] >= args.contrast_min_sigma).float()[..., None, None]
+        area = region.sum(dim=(1, 2, 3))
+        use = area > 0
+        if use.any():
+            e_true = (err[:n][keep] * region).sum(dim=(1, 2, 3))[use] / area[use]
+            e_wrong = (err[n:] * region).sum(dim=(1, 2, 3))[use] / area[use]
+            gap = torch.log(e_wrong) - torch.log(e_true)
+            loss = loss + args.shape_contrast * torch.relu(args.contrast_margin - gap).mean()
+            contrast_gap.append(gap.mean().item())
+        return loss
+
+    contrast_gap = []
+
     def recipe_loss(step, g):
         """A batch of the train-demo run's multi-block clips with its diffusion-forcing loss."""
         cfg, data, ids = recipe
         x0, objects, tok, mask, kind, labels, captioned = _tf_batch(cfg, data, ids, step, g)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion_forcing_loss(cfg, tr, te, x0, tok, mask, g, objects, word=kind == "word")
+            if args.shape_contrast:
+                loss = shape_contrast_loss(cfg, x0, objects, tok, mask, captioned, kind, g)
+            else:
+                loss = diffusion_forcing_loss(cfg, tr, te, x0, tok, mask, g, objects, word=kind == "word")
         if args.text_attribute_loss:
             loss = loss + args.text_attribute_loss * heads.loss(te, tok, mask, labels, captioned)
         return loss
@@ -186,6 +234,8 @@ def main() -> None:
         avg[kind] = loss.item() if kind not in avg else 0.98 * avg[kind] + 0.02 * loss.item()
         if step % 25 == 0:
             losses = " ".join(f"{k} {v:.4f}" for k, v in avg.items())
+            if contrast_gap:
+                losses += f" shape-word log gap {np.mean(contrast_gap[-25:]):.3f}"
             print(f"step {step} {losses} {(time.monotonic() - t0) / step:.2f}s/step", flush=True)
         if step % args.eval_every == 0:
             record(step)
@@ -195,10 +245,22 @@ def main() -> None:
         save(args.model, args.save, tr, te)
 
 
-def recipe_batches(state: str, tokenizer):
-    """(TrainConfig, latents, tokenized captions) of a train-demo run, for demo_train_transformer._tf_batch."""
+def swap_main_shape(tok: torch.Tensor, shape_ids: torch.Tensor) -> torch.Tensor:
+    """Token ids [B, T] of "a COLOUR SHAPE ..." captions with the main object's shape (token 2) turned into the next
+    of SHAPES; rows without a shape there (empty captions) unchanged."""
+    wrong = tok.clone()
+    is_shape = tok[:, 2:3] == shape_ids
+    nxt = shape_ids[(is_shape.float().argmax(1) + 1) % len(shape_ids)]
+    wrong[:, 2] = torch.where(is_shape.any(1), nxt, tok[:, 2])
+    return wrong
+
+
+def recipe_batches(state: str, tokenizer, overrides: list[str]):
+    """(TrainConfig, latents, tokenized captions) of a train-demo run, for demo_train_transformer._tf_batch;
+    `overrides` as train-demo's --set."""
     state = Path(state)
     cfg = TrainConfig(**json.loads((state / "config.json").read_text()))
+    cfg = dataclasses.replace(cfg, **config_overrides(overrides))
     data = load_checkpoint(state / "data.pt")
     return cfg, data, tokenized_captions(tokenizer, data)
 

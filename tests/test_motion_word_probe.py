@@ -95,3 +95,40 @@ def test_word_finetune_trial_mixes_in_the_recipes_multi_block_batches(tmp_path):
     last = [line for line in run.stdout.splitlines() if line.startswith("step 25 ")][0]
     assert " loss " in last and " recipe " in last  # both kinds of batch were trained
     assert [h["step"] for h in json.loads((tmp_path / "trial.json").read_text())["history"]] == [0, 25]
+
+
+def test_main_shape_swap_changes_only_the_main_objects_shape_word(load_script, tmp_path):
+    trial = load_script("word_finetune_trial")
+    tokenizer = load_components(_demo_run(tmp_path)).tokenizer
+    texts = ["a red circle moves left over a grey background",
+             "a blue triangle moves up and a small green square stays still over a beige background", ""]
+    ids = trial._tokenize(tokenizer, texts)[0]
+    shape_ids = torch.tensor(tokenizer.convert_tokens_to_ids([f"\u2581{s}" for s in trial.SHAPES]))
+    swapped = tokenizer.batch_decode(trial.swap_main_shape(ids, shape_ids), skip_special_tokens=True)
+    assert swapped[0] == "a red square moves left over a grey background"
+    assert swapped[1] == "a blue circle moves up and a small green square stays still over a beige background"
+    assert swapped[2] == ""
+
+
+def test_word_finetune_trial_on_recipe_batches_with_overrides_and_the_shape_margin(tmp_path):
+    model = _demo_run(tmp_path)
+    out = tmp_path / "trial.json"
+    run = subprocess.run([sys.executable, str(SCRIPT.parent / "word_finetune_trial.py"), "--model", str(model),
+                          "--recipe-data", str(model / ".train"), "--recipe-share", "1.0",
+                          "--recipe-set", "mid_level_share=1.0", "--shape-contrast", "1.0", "--steps", "25",
+                          "--eval-every", "25", "--pool", "2", "--batch", "2", "--threads", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "shape-word log gap" in run.stdout and "recipe" in run.stdout
+    bad = subprocess.run([sys.executable, str(SCRIPT.parent / "word_finetune_trial.py"), "--model", str(model),
+                          "--recipe-data", str(model / ".train"), "--recipe-share", "1.0", "--recipe-set",
+                          "mid_level_share=2", "--steps", "1", "--pool", "2"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "mid_level_share" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _demo_run(tmp_path) -> Path:
+    """A tiny train-demo run: a model directory with the demo tokenizer and its .train folder."""
+    out = tmp_path / "run"
+    if not (out / "model_index.json").exists():
+        train(tiny_config(), out, log=lambda m: None)
+    return out
