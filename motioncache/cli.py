@@ -34,6 +34,8 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-num-frames", type=int)
     p.add_argument("--overlap-history", type=int)
     p.add_argument("--addnoise-condition", type=float)
+    p.add_argument("--churn", type=float, help="stochastic steps: share of fresh noise per step, 0-1 (default: the "
+                   "model's, else 0 = the scheduler's deterministic steps)")
     p.add_argument("--max-sequence-length", type=int, default=512)
     p.add_argument("--cache", default="none",
                    help="cache policy: none | chunked | teacache | flowcache | motioncache, or a preset such as "
@@ -47,7 +49,7 @@ def _add_generation_args(p: argparse.ArgumentParser) -> None:
 def _request_fields(args) -> dict:
     names = ["negative_prompt", "num_frames", "height", "width", "fps", "num_inference_steps", "guidance_scale",
              "shift", "ar_step", "causal_block_size", "base_num_frames", "overlap_history", "addnoise_condition",
-             "max_sequence_length"]
+             "churn", "max_sequence_length"]
     fields = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     knobs = {}
     for item in args.cache_knob:
@@ -130,7 +132,7 @@ def summarize(plan, engine, counter, progress, wall_s: float) -> dict:
     r = plan.resolved
     return {
         "request": r.request.model_dump(exclude={"image", "prefix_video"}),
-        "resolved": {k: getattr(r, k) for k in ("num_frames", "guidance_scale", "ar_step", "height", "width", "fps", "num_inference_steps", "shift",
+        "resolved": {k: getattr(r, k) for k in ("num_frames", "guidance_scale", "ar_step", "height", "width", "fps", "num_inference_steps", "shift", "churn",
                                                 "causal_block_size", "base_num_frames", "latent_frames")},
         "windows": len(plan.windows), "rows_total": plan.total_rows, "chunks_total": plan.total_chunks,
         **counter.snapshot(), **ComputeCounter.figures(counter.snapshot()),

@@ -25,6 +25,7 @@ from .policies import make_policy
 from .policies.base import RowInput, WindowContext
 from .request import GenerationRequest, ResolvedRequest, resolve
 from .schedule import Window, plan_windows, step_matrix
+from .stochastic import stochastic_step
 from .text import encode_prompts
 from .vae_stream import StreamingDecoder, encode_frames, latent_to_pixel_frames
 from .video_io import read_image, read_video
@@ -192,6 +193,8 @@ class Engine:
         fps_flag = 0 if r.fps == 16 else 1
         generator = torch.Generator("cpu").manual_seed(req.seed)
         renoise_generator = torch.Generator("cpu").manual_seed((req.seed * 1_000_003 + 7) % 2**63)
+        # stochastic steps draw from their own generator, in row and block order: the same draws for every policy
+        churn_generator = torch.Generator("cpu").manual_seed((req.seed * 1_000_003 + 11) % 2**63)
         shape = (1, c.transformer.config.in_channels, 0, r.latent_height, r.latent_width)
         video = torch.zeros(shape, dtype=torch.float32, device=device)  # finished latents of the whole video
         chunk_index = 0
@@ -216,7 +219,8 @@ class Engine:
             video = encode_frames(c.vae, condition_pixels).to(device, torch.float32)
             yield emit(video, 0, 0)
 
-        timesteps = _new_scheduler(c.scheduler_config, r.shift, r.num_inference_steps, device).timesteps
+        reference_scheduler = _new_scheduler(c.scheduler_config, r.shift, r.num_inference_steps, device)
+        timesteps, sigmas = reference_scheduler.timesteps, reference_scheduler.sigmas.tolist()
         for w in plan.windows:
             shape = (1, c.transformer.config.in_channels, w.num_frames, r.latent_height, r.latent_width)
             latents = randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=torch.float32)
@@ -262,8 +266,13 @@ class Engine:
                     pred = pred[1:2] + r.guidance_scale * (pred[0:1] - pred[1:2])
                 for b in active:
                     s, e = w.blocks[b]
-                    latents[:, :, s:e] = schedulers[b].step(pred[:, :, s - f0:e - f0], block_timesteps[row, b],
-                                                            latents[:, :, s:e], return_dict=False)[0]
+                    if r.churn:  # step k (1..S) goes from sigmas[k - 1] to sigmas[k]
+                        latents[:, :, s:e] = stochastic_step(pred[:, :, s - f0:e - f0], latents[:, :, s:e],
+                                                             sigmas[steps[b] - 1], sigmas[steps[b]], r.churn,
+                                                             churn_generator)
+                    else:
+                        latents[:, :, s:e] = schedulers[b].step(pred[:, :, s - f0:e - f0], block_timesteps[row, b],
+                                                                latents[:, :, s:e], return_dict=False)[0]
                 if latents.is_cuda:
                     torch.cuda.synchronize()  # kernels run async: time the row, not its launch
                 progress.rows_done += 1

@@ -317,7 +317,7 @@ def cmd_evaluate(args) -> None:
         raise ValueError("--compare-cache needs generated videos (--source generated)")
     overrides = {k: v for k, v in (("num_frames", args.num_frames), ("num_inference_steps", args.steps),
                                    ("guidance_scale", args.guidance_scale), ("shift", args.shift),
-                                   ("ar_step", args.ar_step)) if v is not None}
+                                   ("ar_step", args.ar_step), ("churn", args.churn)) if v is not None}
     if args.save_videos:
         Path(args.save_videos).mkdir(parents=True, exist_ok=True)
     engine = load_engine(args.model, args.device, args.dtype, args.threads)
@@ -365,6 +365,7 @@ def register(subparsers) -> None:
     p.add_argument("--guidance-scale", type=float)
     p.add_argument("--shift", type=float)
     p.add_argument("--ar-step", type=int)
+    p.add_argument("--churn", type=float, help="stochastic steps (generate --churn)")
     p.add_argument("--source", choices=["generated", "reconstructed"], default="generated",
                    help="reconstructed: score the held-out ground truth passed through the model's VAE instead "
                         "(the ceiling for generated videos)")

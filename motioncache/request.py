@@ -48,6 +48,8 @@ class GenerationRequest(BaseModel):
     base_num_frames: int | None = Field(None, ge=1, le=100_000)
     overlap_history: int | None = Field(None, ge=1, le=100_000)
     addnoise_condition: float = Field(0.0, ge=0.0, lt=1000.0)
+    churn: float | None = Field(None, ge=0.0, le=1.0, description="share of fresh noise per step (stochastic "
+                                "sampling, motioncache/stochastic.py); 0 = the scheduler's deterministic steps")
     max_sequence_length: int = Field(512, ge=1, le=4096)
     image: str | None = Field(None, description="first frame, base64 PNG/JPEG")
     prefix_video: str | None = Field(None, description="video to extend, base64 MP4")
@@ -80,6 +82,7 @@ class ResolvedRequest(BaseModel):
     fps: int
     num_inference_steps: int
     shift: float
+    churn: float = 0.0
     causal_block_size: int
     base_num_frames: int
     overlap_history: int | None
@@ -127,6 +130,7 @@ def resolve(req: GenerationRequest, *, model_defaults: dict, scheduler_shift: fl
     return ResolvedRequest(
         request=req, num_frames=num_frames, guidance_scale=pick("guidance_scale"), ar_step=pick("ar_step"), height=height, width=width, fps=pick("fps"),
         num_inference_steps=pick("num_inference_steps"), shift=req.shift or model_defaults.get("shift") or scheduler_shift,
+        churn=pick("churn") or 0.0,
         causal_block_size=block, base_num_frames=base, overlap_history=overlap, latent_frames=latent,
         base_latent_frames=base_latent, overlap_latent_frames=overlap_latent,
         latent_height=height // spatial_scale, latent_width=width // spatial_scale,

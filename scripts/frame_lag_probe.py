@@ -41,9 +41,11 @@ def write_report(path: str | None, args, results: dict) -> None:
 
 
 def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float, seed: int,
-           init: torch.Tensor | None = None, start_level: float = 1.0) -> np.ndarray:
+           init: torch.Tensor | None = None, start_level: float = 1.0, churn: float = 0.0) -> np.ndarray:
     """`init` (normalized latents of one block) noised to `start_level` replaces pure noise; the schedule then
-    runs only its levels below `start_level` (scripts/shape_commit_probe.py)."""
+    runs only its levels below `start_level` (scripts/shape_commit_probe.py). `churn` > 0 makes each step
+    stochastic: the step goes to (1 - next) x0 + next * (sqrt(1 - churn^2) eps + churn z), x0 and eps the model's
+    estimates and z fresh noise (0: the Euler step itself)."""
     s = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
     sigmas = (shift * s / (1 + (shift - 1) * s)).float()  # the flow-matching shift of the engine's scheduler
     if start_level < 1:
@@ -52,7 +54,8 @@ def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float,
     emb = encode_prompts(c.tokenizer, c.text_encoder, [caption, ""], 512, torch.float32)
     h, w = (c.defaults.get(k, 128) // c.vae_scale_spatial for k in ("height", "width"))
     shape = (1, c.transformer.config.in_channels, FRAMES, h, w)
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g)
     if init is not None:
         x = (1 - sigmas[0]) * init + sigmas[0] * x
     fps = {"fps": [1]} if c.transformer.config.inject_sample_info else {}  # the engine's flag for fps != 16
@@ -71,7 +74,14 @@ def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float,
             v = c.transformer(x.expand(2, -1, -1, -1, -1), timestep=(now * 1000)[None].expand(2, FRAMES),
                               encoder_hidden_states=emb, enable_diffusion_forcing=True, return_dict=False, **fps)[0]
             v = v[1:2] + guidance * (v[0:1] - v[1:2])
-            x = x + (nxt - now).view(1, 1, FRAMES, 1, 1) * v  # frames whose index did not move stay put
+            step = (nxt - now).view(1, 1, FRAMES, 1, 1)
+            if churn:  # only frames that move on this row get fresh noise
+                n, s = now.view(1, 1, FRAMES, 1, 1), nxt.view(1, 1, FRAMES, 1, 1)
+                x0, eps = x - n * v, x + (1 - n) * v
+                mix = (1 - churn ** 2) ** 0.5 * eps + churn * torch.randn(x.shape, generator=g)
+                x = torch.where(step != 0, (1 - s) * x0 + s * mix, x)
+            else:
+                x = x + step * v  # frames whose index did not move stay put
     frames = StreamingDecoder(c.vae).decode(x)
     return (np.asarray(frames) * 255).round().clip(0, 255).astype(np.uint8)
 

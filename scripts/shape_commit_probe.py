@@ -43,8 +43,8 @@ def from_level(c, text: str, scene, level: float, args) -> np.ndarray:
     if level == 0:
         return reconstruct(c.vae, scene, frames, h, w)
     x0 = encode_frames(c.vae, render(scene, frames, h, w))
-    return sample(c, probe_caption(text, scene, args.caption), 0, args.steps, args.shift, args.guidance_scale, 0,
-                  init=x0, start_level=level)
+    return sample(c, probe_caption(text, scene, args.caption), 0, args.steps, args.shift, args.guidance_scale, args.seed,
+                  init=x0, start_level=level, churn=args.churn)
 
 
 def main() -> None:
@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--shift", type=float, default=5.0)
     ap.add_argument("--guidance-scale", type=float, default=3.0)
     ap.add_argument("--caption", choices=CAPTIONS, default="true", help="what the block is denoised with (above)")
+    ap.add_argument("--churn", type=float, default=0.0,
+                    help="stochastic steps: share of fresh noise in each step's noise (frame_lag_probe.sample)")
+    ap.add_argument("--seed", type=int, default=0, help="of the noise")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
     args = ap.parse_args()

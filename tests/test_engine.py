@@ -159,3 +159,20 @@ def test_bad_requests_are_rejected_by_the_schema(fields, message):
 def test_bad_combinations_are_rejected_before_any_work(engine, fields, message):
     with pytest.raises(ValueError, match=message):
         engine.generate(GenerationRequest(**{**AR, **fields}))
+
+
+def test_stochastic_steps_are_seeded_the_same_for_every_policy_and_euler_at_churn_zero(engine):
+    from motioncache.request import CacheSpec
+    from motioncache.stochastic import stochastic_step
+
+    plain = frames(engine.generate(GenerationRequest(seed=4, **AR)))
+    churned = frames(engine.generate(GenerationRequest(seed=4, churn=0.5, **AR)))
+    again = frames(engine.generate(GenerationRequest(seed=4, churn=0.5, **AR)))
+    chunked = frames(engine.generate(GenerationRequest(seed=4, churn=0.5, cache=CacheSpec(policy="chunked"), **AR)))
+    assert np.array_equal(churned, again) and np.abs(churned - plain).max() > 1e-3
+    assert np.abs(churned - chunked).max() <= 1e-4  # the noise draws do not depend on the policy: still exact
+    v, x = torch.randn(1, 4, 2, 3, 3), torch.randn(1, 4, 2, 3, 3)
+    euler = stochastic_step(v, x, 0.8, 0.6, 0.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(euler, x + (0.6 - 0.8) * v, atol=1e-6)
+    with pytest.raises(ValidationError, match="churn"):
+        GenerationRequest(prompt="p", churn=1.5)
