@@ -18,6 +18,7 @@ import torch
 from motioncache.cli import load_engine
 from motioncache.demo_data import heldout_captions
 from motioncache.evaluate import evaluate
+from motioncache.stochastic import stochastic_step
 from motioncache.text import encode_prompts
 from motioncache.vae_stream import StreamingDecoder
 
@@ -43,9 +44,8 @@ def write_report(path: str | None, args, results: dict) -> None:
 def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float, seed: int,
            init: torch.Tensor | None = None, start_level: float = 1.0, churn: float = 0.0) -> np.ndarray:
     """`init` (normalized latents of one block) noised to `start_level` replaces pure noise; the schedule then
-    runs only its levels below `start_level` (scripts/shape_commit_probe.py). `churn` > 0 makes each step
-    stochastic: the step goes to (1 - next) x0 + next * (sqrt(1 - churn^2) eps + churn z), x0 and eps the model's
-    estimates and z fresh noise (0: the Euler step itself)."""
+    runs only its levels below `start_level` (scripts/shape_commit_probe.py). `churn` > 0: stochastic steps
+    (motioncache/stochastic.py) instead of Euler steps."""
     s = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
     sigmas = (shift * s / (1 + (shift - 1) * s)).float()  # the flow-matching shift of the engine's scheduler
     if start_level < 1:
@@ -74,14 +74,11 @@ def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float,
             v = c.transformer(x.expand(2, -1, -1, -1, -1), timestep=(now * 1000)[None].expand(2, FRAMES),
                               encoder_hidden_states=emb, enable_diffusion_forcing=True, return_dict=False, **fps)[0]
             v = v[1:2] + guidance * (v[0:1] - v[1:2])
-            step = (nxt - now).view(1, 1, FRAMES, 1, 1)
-            if churn:  # only frames that move on this row get fresh noise
-                n, s = now.view(1, 1, FRAMES, 1, 1), nxt.view(1, 1, FRAMES, 1, 1)
-                x0, eps = x - n * v, x + (1 - n) * v
-                mix = (1 - churn ** 2) ** 0.5 * eps + churn * torch.randn(x.shape, generator=g)
-                x = torch.where(step != 0, (1 - s) * x0 + s * mix, x)
+            n, s = now.view(1, 1, FRAMES, 1, 1), nxt.view(1, 1, FRAMES, 1, 1)
+            if churn:  # the engine's stochastic step; frames whose index did not move stay put
+                x = torch.where(s != n, stochastic_step(v, x, n, s, churn, g), x)
             else:
-                x = x + step * v  # frames whose index did not move stay put
+                x = x + (s - n) * v  # likewise
     frames = StreamingDecoder(c.vae).decode(x)
     return (np.asarray(frames) * 255).round().clip(0, 255).astype(np.uint8)
 
