@@ -168,13 +168,19 @@ def loss_weight(cfg, sigma: torch.Tensor, objects: torch.Tensor | None, shape) -
     weight = (sigma > 0).float()[..., None, None].expand(shape)
     if objects is None or not cfg.object_loss_weight:
         return weight
-    region = objects.float()
-    if cfg.object_loss_margin:
-        k = 2 * cfg.object_loss_margin + 1
-        region = torch.nn.functional.max_pool2d(region.flatten(0, 1)[:, None], k, stride=1,
-                                                padding=cfg.object_loss_margin)[:, 0].unflatten(0, region.shape[:2])
+    region = grown(objects, cfg.object_loss_margin)
     settled = (sigma <= cfg.object_loss_max_sigma).float()[..., None, None]
     return weight * (1 + cfg.object_loss_weight * region * settled)
+
+
+def grown(objects: torch.Tensor, margin: int) -> torch.Tensor:
+    """Float mask [B, F, H, W] of `objects` (bool, same shape) grown by `margin` latent pixels in every direction."""
+    region = objects.float()
+    if not margin:
+        return region
+    k = 2 * margin + 1
+    return torch.nn.functional.max_pool2d(region.flatten(0, 1)[:, None], k, stride=1,
+                                          padding=margin)[:, 0].unflatten(0, region.shape[:2])
 
 
 class TextAttributeHeads(torch.nn.Module):

@@ -25,7 +25,7 @@ from .policies import make_policy
 from .policies.base import RowInput, WindowContext
 from .request import GenerationRequest, ResolvedRequest, resolve
 from .schedule import Window, plan_windows, step_matrix
-from .stochastic import stochastic_step
+from .stochastic import StochasticSteps
 from .text import encode_prompts
 from .vae_stream import StreamingDecoder, encode_frames, latent_to_pixel_frames
 from .video_io import read_image, read_video
@@ -221,6 +221,12 @@ class Engine:
 
         reference_scheduler = _new_scheduler(c.scheduler_config, r.shift, r.num_inference_steps, device)
         timesteps, sigmas = reference_scheduler.timesteps, reference_scheduler.sigmas.tolist()
+
+        def block_stepper():  # one per block: the scheduler, or stochastic steps down the same sigmas
+            if r.churn:
+                return StochasticSteps(sigmas, r.churn, churn_generator)
+            return _new_scheduler(c.scheduler_config, r.shift, r.num_inference_steps, device)
+
         for w in plan.windows:
             shape = (1, c.transformer.config.in_channels, w.num_frames, r.latent_height, r.latent_width)
             latents = randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=torch.float32)
@@ -239,8 +245,7 @@ class Engine:
             matrix = step_matrix(len(w.blocks), r.num_inference_steps, r.ar_step, w.num_context_blocks)
             block_timesteps = matrix.timesteps(timesteps)
             sizes = torch.tensor([e - s for s, e in w.blocks])
-            schedulers = [_new_scheduler(c.scheduler_config, r.shift, r.num_inference_steps, device)
-                          for _ in w.blocks]
+            schedulers = [block_stepper() for _ in w.blocks]
             runner = policy.runner(WindowContext(
                 denoiser, w, text, fps_flag, 2 if r.use_cfg else 1, block_causal, r.num_inference_steps,
                 r.latent_height // c.transformer.config.patch_size[1],
@@ -266,13 +271,8 @@ class Engine:
                     pred = pred[1:2] + r.guidance_scale * (pred[0:1] - pred[1:2])
                 for b in active:
                     s, e = w.blocks[b]
-                    if r.churn:  # step k (1..S) goes from sigmas[k - 1] to sigmas[k]
-                        latents[:, :, s:e] = stochastic_step(pred[:, :, s - f0:e - f0], latents[:, :, s:e],
-                                                             sigmas[steps[b] - 1], sigmas[steps[b]], r.churn,
-                                                             churn_generator)
-                    else:
-                        latents[:, :, s:e] = schedulers[b].step(pred[:, :, s - f0:e - f0], block_timesteps[row, b],
-                                                                latents[:, :, s:e], return_dict=False)[0]
+                    latents[:, :, s:e] = schedulers[b].step(pred[:, :, s - f0:e - f0], block_timesteps[row, b],
+                                                            latents[:, :, s:e], return_dict=False)[0]
                 if latents.is_cuda:
                     torch.cuda.synchronize()  # kernels run async: time the row, not its launch
                 progress.rows_done += 1

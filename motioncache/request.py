@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # diffusers' SkyReelsV2DiffusionForcingPipeline defaults
 PIPELINE_DEFAULTS = dict(height=544, width=960, num_frames=97, num_inference_steps=50, fps=24, base_num_frames=97,
-                         guidance_scale=6.0, ar_step=0)
+                         guidance_scale=6.0, ar_step=0, churn=0.0)
 
 
 def _four_k_plus_one(name: str, value: int | None) -> int | None:
@@ -82,7 +82,7 @@ class ResolvedRequest(BaseModel):
     fps: int
     num_inference_steps: int
     shift: float
-    churn: float = 0.0
+    churn: float
     causal_block_size: int
     base_num_frames: int
     overlap_history: int | None
@@ -130,7 +130,7 @@ def resolve(req: GenerationRequest, *, model_defaults: dict, scheduler_shift: fl
     return ResolvedRequest(
         request=req, num_frames=num_frames, guidance_scale=pick("guidance_scale"), ar_step=pick("ar_step"), height=height, width=width, fps=pick("fps"),
         num_inference_steps=pick("num_inference_steps"), shift=req.shift or model_defaults.get("shift") or scheduler_shift,
-        churn=pick("churn") or 0.0,
+        churn=pick("churn"),
         causal_block_size=block, base_num_frames=base, overlap_history=overlap, latent_frames=latent,
         base_latent_frames=base_latent, overlap_latent_frames=overlap_latent,
         latent_height=height // spatial_scale, latent_width=width // spatial_scale,

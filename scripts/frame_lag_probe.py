@@ -75,10 +75,8 @@ def sample(c, caption: str, lag: int, steps: int, shift: float, guidance: float,
                               encoder_hidden_states=emb, enable_diffusion_forcing=True, return_dict=False, **fps)[0]
             v = v[1:2] + guidance * (v[0:1] - v[1:2])
             n, s = now.view(1, 1, FRAMES, 1, 1), nxt.view(1, 1, FRAMES, 1, 1)
-            if churn:  # the engine's stochastic step; frames whose index did not move stay put
-                x = torch.where(s != n, stochastic_step(v, x, n, s, churn, g), x)
-            else:
-                x = x + (s - n) * v  # likewise
+            # frames whose index did not move on this row stay put
+            x = torch.where(s != n, stochastic_step(v, x, n, s, churn, g), x) if churn else x + (s - n) * v
     frames = StreamingDecoder(c.vae).decode(x)
     return (np.asarray(frames) * 255).round().clip(0, 255).astype(np.uint8)
 

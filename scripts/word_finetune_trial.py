@@ -30,7 +30,7 @@ import torch
 from motioncache.demo_data import DIRECTIONS, OPPOSITE, SHAPES, caption, caption_labels, free_start, render, sample_scene
 from motioncache.demo_train import TrainConfig, config_overrides
 from motioncache.demo_train_transformer import (TextAttributeHeads, _tf_batch, _tokenize, cpu_has_bf16,
-                                               diffusion_forcing_loss, loss_weight, predict_velocity,
+                                               diffusion_forcing_loss, grown, loss_weight, predict_velocity,
                                                sample_sigmas, sample_word_sigmas, tokenized_captions)
 from motioncache.train_support import load_checkpoint
 from motioncache.model_files import load_components
@@ -119,7 +119,9 @@ def main() -> None:
     fps_flag = 1 if tr.config.inject_sample_info else None  # as the engine at 24 fps
 
     def errors(x0, texts, sigma, noise):
-        ids, mask = _tokenize(c.tokenizer, texts)
+        return token_errors(x0, *_tokenize(c.tokenizer, texts), sigma, noise)
+
+    def token_errors(x0, ids, mask, sigma, noise):
         s = sigma[:, None, :, None, None]
         pred = predict_velocity(tr, te, (1 - s) * x0 + s * noise, sigma, ids, mask, fps_flag=fps_flag)
         return ((pred.float() - (noise - x0)) ** 2).mean(dim=1)  # [B, F, H, W]
@@ -169,25 +171,21 @@ def main() -> None:
 
     shape_ids = torch.tensor(c.tokenizer.convert_tokens_to_ids([f"\u2581{s}" for s in SHAPES]))
 
+    contrast_gap = []
+
     def shape_contrast_loss(cfg, x0, objects, tok, mask, captioned, kind, g):
         """Diffusion-forcing loss plus the shape-word margin: the same noisy clips denoised with the main object's
-        shape word (token 2: "a COLOUR SHAPE ...") swapped for the next shape."""
+        shape word (token 2: "a COLOUR SHAPE ...") swapped for the next shape, in the same forward."""
         sigma = (sample_word_sigmas if kind == "word" else sample_sigmas)(cfg, x0.shape[0], x0.shape[2], g)
         noise = torch.randn(x0.shape, generator=g)
-        s = sigma[:, None, :, None, None]
-        xt, target = (1 - s) * x0 + s * noise, noise - x0
-        wrong = swap_main_shape(tok, shape_ids)
         keep = captioned & (tok[:, 2:3] == shape_ids).any(1)
-        both_ids, both_mask = torch.cat([tok, wrong[keep]]), torch.cat([mask, mask[keep]])
-        both_x, both_sigma = torch.cat([xt, xt[keep]]), torch.cat([sigma, sigma[keep]])
-        pred = predict_velocity(tr, te, both_x, both_sigma, both_ids, both_mask).float()
-        err = ((pred - torch.cat([target, target[keep]])) ** 2).mean(dim=1)  # [B + kept, F, H, W]
         n = x0.shape[0]
+        err = token_errors(torch.cat([x0, x0[keep]]), torch.cat([tok, swap_main_shape(tok, shape_ids)[keep]]),
+                           torch.cat([mask, mask[keep]]), torch.cat([sigma, sigma[keep]]),
+                           torch.cat([noise, noise[keep]]))  # [B + kept, F, H, W]
         weight = loss_weight(cfg, sigma, None, err[:n].shape)
         loss = (err[:n] * weight).sum() / weight.sum()
-        region = torch.nn.functional.max_pool2d(objects[keep].float().flatten(0, 1)[:, None], 3, stride=1,
-                                                padding=1)[:, 0].unflatten(0, objects[keep].shape[:2])
-        region = region * (sigma[keep] >= args.contrast_min_sigma).float()[..., None, None]
+        region = grown(objects[keep], 1) * (sigma[keep] >= args.contrast_min_sigma).float()[..., None, None]
         area = region.sum(dim=(1, 2, 3))
         use = area > 0
         if use.any():
@@ -197,8 +195,6 @@ def main() -> None:
             loss = loss + args.shape_contrast * torch.relu(args.contrast_margin - gap).mean()
             contrast_gap.append(gap.mean().item())
         return loss
-
-    contrast_gap = []
 
     def recipe_loss(step, g):
         """A batch of the train-demo run's multi-block clips with its diffusion-forcing loss."""

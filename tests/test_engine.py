@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from motioncache.denoiser import padding_bias
 from motioncache.engine import Cancelled
-from motioncache.request import GenerationRequest
+from motioncache.request import CacheSpec, GenerationRequest
+from motioncache.stochastic import stochastic_step
 from motioncache.text import encode_prompts
 from motioncache.vae_stream import StreamingDecoder
 from motioncache.video_io import FragmentedMp4Writer
@@ -162,9 +163,6 @@ def test_bad_combinations_are_rejected_before_any_work(engine, fields, message):
 
 
 def test_stochastic_steps_are_seeded_the_same_for_every_policy_and_euler_at_churn_zero(engine):
-    from motioncache.request import CacheSpec
-    from motioncache.stochastic import stochastic_step
-
     plain = frames(engine.generate(GenerationRequest(seed=4, **AR)))
     churned = frames(engine.generate(GenerationRequest(seed=4, churn=0.5, **AR)))
     again = frames(engine.generate(GenerationRequest(seed=4, churn=0.5, **AR)))
