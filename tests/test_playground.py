@@ -148,3 +148,28 @@ def test_cancel_stops_a_running_job(page, client):
     assert status_text(page, "cancelled").startswith("cancelled: ")
     assert wait_for_status(client, job_id, "cancelled")["status"] == "cancelled"
     assert page.is_disabled("#cancel")
+
+
+def test_a_late_cancel_reply_does_not_overwrite_the_final_status(page, client):
+    """The stream's end event can arrive before the DELETE's reply: the page must keep 'cancelled', not go back to
+    'cancelling…' (seen once in a full run)."""
+    import time
+
+    def slow_reply(route):
+        if route.request.method != "DELETE":
+            return route.continue_()
+        reply = route.fetch()
+        time.sleep(3)  # the browser gets the stream's end event meanwhile
+        route.fulfill(response=reply)
+
+    page.route("**/v1/videos/*", slow_reply)
+    fill(page, prompt=SLOW["prompt"], frames=SLOW["num_frames"], steps=SLOW["num_inference_steps"],
+         extra=f'{{"ar_step": {SLOW["ar_step"]}, "causal_block_size": {SLOW["causal_block_size"]}}}')
+    page.click("#generate")
+    status_text(page, "running: chunk 0")
+    job_id = page.get_attribute("#status", "data-job")
+    page.click("#cancel")
+    assert wait_for_status(client, job_id, "cancelled")["status"] == "cancelled"
+    status_text(page, "cancelled: ")
+    time.sleep(4)  # past the delayed reply
+    assert page.text_content("#status").startswith("cancelled: ")

@@ -255,10 +255,12 @@ async function submit(event) {
 }
 
 async function cancel() {
-  if (!current) return;
+  const job = current;
+  if (!job) return;
   $("cancel").disabled = true;
-  const response = await fetch(`/v1/videos/${current.id}`, { method: "DELETE", headers: headers(current.key) })
+  const response = await fetch(`/v1/videos/${job.id}`, { method: "DELETE", headers: headers(job.key) })
     .catch((e) => ({ ok: false, status: "network error", statusText: e.message, json: () => Promise.reject(e) }));
+  if (job.finished || current !== job) return; // the stream's end event came first: its status is the final one
   if (!response.ok) setStatus(`cancel: ${response.status}: ${await errorMessage(response)}`, true);
   else setStatus("cancelling…");
 }
