@@ -34,17 +34,33 @@ def test_negative_prompts_change_only_the_motion(negative):
         "a red circle moves down-right and a small blue square stays still over a grey background"
     for d, (x, y) in DIRECTIONS.items():
         assert DIRECTIONS[negative.OPPOSITE[d]] == (-x, -y)
-    still = "a red circle stays still over a grey background"  # nothing to contrast: plain CFG
-    assert all(negative.negative_prompt(still, k) == "" for k in negative.KINDS)
+    still = "a red circle stays still over a grey background"  # no motion to contrast: plain CFG
+    assert all(negative.negative_prompt(still, k) == "" for k in ("empty", "still", "opposite"))
+
+
+def test_shape_contrast_swaps_only_the_main_shape(negative):
+    text = "a red triangle moves left and a small blue square stays still over a grey background"
+    assert negative.negative_prompt(text, "shape") == \
+        "a red circle moves left and a small blue square stays still over a grey background"
+    assert negative.negative_prompt(text, "shape+opposite") == \
+        "a red circle moves right and a small blue square stays still over a grey background"
+    still = "a green circle stays still over a white background"  # the shape is contrasted even when still
+    assert negative.negative_prompt(still, "shape") == "a green square stays still over a white background"
+    assert negative.negative_prompt(still, "shape+opposite") == "a green square stays still over a white background"
+    assert {negative.SHAPE_CONTRAST[s] for s in ("square", "triangle")} == {"circle"}
 
 
 def test_negative_prompt_probe_runs_and_reports_every_kind(tiny_dir, tmp_path, negative):
     out = tmp_path / "neg.json"
     run = subprocess.run([sys.executable, str(SCRIPTS / "negative_prompt_probe.py"), "--model", str(tiny_dir),
-                          "--n", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+                          "--n", "1", "--kinds", ",".join(negative.KINDS), "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(out.read_text())
     assert list(report["results"]) == list(negative.KINDS) and report["n"] == 1
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "negative_prompt_probe.py"), "--model", str(tiny_dir),
+                          "--kinds", "empty,colour"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "unknown --kinds ['colour']" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_lagged_sampler_makes_one_block_and_the_lag_changes_it(tiny_components, lag):
