@@ -116,6 +116,9 @@ class Generation:
 def _new_scheduler(config: dict, shift: float, steps: int, device) -> UniPCMultistepScheduler:
     scheduler = UniPCMultistepScheduler.from_config({**config, "flow_shift": shift})
     scheduler.set_timesteps(steps, device=device)
+    # Each block's first step is the schedule's first: found by looking its timestep up, it is the wrong one once
+    # the integer timesteps repeat (about 150 steps or more at shift 8), and the solver then fails at the end.
+    scheduler.set_begin_index(0)
     return scheduler
 
 

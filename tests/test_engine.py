@@ -55,6 +55,20 @@ def test_incremental_decode_equals_whole_video_decode(tiny_components):
     assert np.abs(streamed - whole).max() <= 1e-4
 
 
+def test_many_steps_whose_integer_timesteps_repeat_still_take_every_step(engine):
+    """At shift 8 the rounded timesteps repeat from ~150 steps on; each block must still start at the schedule's
+    first step (a timestep lookup picked a later one, and UniPC then failed on its last step)."""
+    steps = 200
+    sched = engine.c.scheduler_config
+    assert sched["flow_shift"] == 8.0
+    from motioncache.engine import _new_scheduler
+    timesteps = _new_scheduler(sched, 8.0, steps, "cpu").timesteps
+    assert len(set(timesteps.tolist())) < steps  # the case this is about
+    gen = engine.generate(GenerationRequest(**{**AR, "num_frames": 9, "num_inference_steps": steps, "ar_step": 0}))
+    video = frames(gen)
+    assert gen.progress.rows_done == steps and np.isfinite(video).all() and video.std() > 0
+
+
 def test_shared_transformer_config_is_never_mutated(engine):
     before = engine.c.transformer.config.num_frame_per_block
     list(engine.generate(GenerationRequest(**{**AR, "causal_block_size": 2, "num_frames": 17})))
