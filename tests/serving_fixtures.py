@@ -23,9 +23,10 @@ KEYS = ("key-alice", "key-bob")
 HEARTBEAT_TTL_S = 2.0
 # 17 frames of 32x32, 3 steps: 5 one-latent-frame chunks in about a second.
 FAST = dict(prompt="a red circle moves left", num_frames=17, num_inference_steps=3, ar_step=1, causal_block_size=1)
-# Many rows and the first chunk early (row 30 of 270): stays running for seconds, for cancel and kill tests.
-SLOW = dict(prompt="a blue square moves right", num_frames=33, num_inference_steps=30, ar_step=30,
-            causal_block_size=1)
+# Many rows and the first chunk early (row 100 of 2500): stays running for ~8 s on the tiny model here (the 270 rows
+# it had before the engine got faster took 0.5 s, too short to cancel reliably), for cancel and kill tests.
+SLOW = dict(prompt="a blue square moves right", num_frames=97, num_inference_steps=100, ar_step=100,
+            causal_block_size=1, height=48, width=48)
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@ it submits, plays the streamed fragments through Media Source Extensions, offers
 the download, shows the 4xx message for bad input, and cancels."""
 
 import base64
+import json
 import shutil
 
 import httpx
@@ -10,6 +11,8 @@ import pytest
 
 from motioncache.video_io import decode_video
 from serving_fixtures import FAST, KEYS, SLOW, wait_for_status
+
+SLOW_EXTRA = json.dumps({k: v for k, v in SLOW.items() if k not in ("prompt", "num_frames", "num_inference_steps")})
 
 pytest_plugins = ["serving_fixtures"]
 
@@ -135,8 +138,7 @@ def test_a_wrong_api_key_is_refused_with_401(page):
 
 
 def test_cancel_stops_a_running_job(page, client):
-    fill(page, prompt=SLOW["prompt"], frames=SLOW["num_frames"], steps=SLOW["num_inference_steps"],
-         extra=f'{{"ar_step": {SLOW["ar_step"]}, "causal_block_size": {SLOW["causal_block_size"]}}}')
+    fill(page, prompt=SLOW["prompt"], frames=SLOW["num_frames"], steps=SLOW["num_inference_steps"], extra=SLOW_EXTRA)
     page.click("#generate")
     status_text(page, "running: chunk 0")
     job_id = page.get_attribute("#status", "data-job")
@@ -163,8 +165,7 @@ def test_a_late_cancel_reply_does_not_overwrite_the_final_status(page, client):
         route.fulfill(response=reply)
 
     page.route("**/v1/videos/*", slow_reply)
-    fill(page, prompt=SLOW["prompt"], frames=SLOW["num_frames"], steps=SLOW["num_inference_steps"],
-         extra=f'{{"ar_step": {SLOW["ar_step"]}, "causal_block_size": {SLOW["causal_block_size"]}}}')
+    fill(page, prompt=SLOW["prompt"], frames=SLOW["num_frames"], steps=SLOW["num_inference_steps"], extra=SLOW_EXTRA)
     page.click("#generate")
     status_text(page, "running: chunk 0")
     job_id = page.get_attribute("#status", "data-job")
