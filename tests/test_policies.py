@@ -245,8 +245,10 @@ def test_presets_and_knobs():
     assert slow.threshold == 0.1 and fast.threshold > slow.threshold
     assert (slow.warmup, slow.phase1_updates, slow.motion_weights, slow.motion_floor, slow.temporal_voting,
             slow.min_update_ratio) == (4, 6, "max_rescale", 0.6, 0.5, 0.4)
-    assert slow.extrapolation == make_policy("flowcache-slow").extrapolation == 1.0  # presets extrapolate ...
-    assert make_policy("motioncache").extrapolation == 0.0  # ... the plain policy is the reference method
+    for preset in (slow, fast, make_policy("flowcache-slow"), make_policy("flowcache-fast")):
+        assert (preset.extrapolation, preset.prediction_weight) == (1.0, 0.5)  # presets extrapolate and lean ...
+    plain = make_policy("motioncache")
+    assert (plain.extrapolation, plain.prediction_weight) == (0.0, 0.0)  # ... the plain policy is the reference
     tuned = make_policy("motioncache-fast", {"threshold": "0.3", "force_last_step": "false"})
     assert tuned.threshold == 0.3 and tuned.force_last_step is False
     with pytest.raises(ValueError, match="no knob"):

@@ -12,9 +12,8 @@ capped at MAX_EXTRAPOLATION so a long run of reuse does not extrapolate far.
 
 With `prediction_weight` w > 0 a reused token's prediction (the head's velocity for its patch) moves w of the way
 from the one h_in + R gives to its last computed prediction (w = 1: that prediction as it came out of the model).
-A flow-matching model predicts v = noise - x0, which a nearly straight sampling path keeps nearly constant, whereas
-h_in + R moves with x_t through the stack's skip path, which the reused residual was computed to offset
-(docs/benchmarks.md, "Reusing the prediction").
+A flow-matching model predicts v = noise - x0, which changes little along a nearly straight sampling path, whereas
+h_in + R moves with x_t through the stack's skip path (docs/benchmarks.md, "Reusing the prediction").
 """
 
 from __future__ import annotations
