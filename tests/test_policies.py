@@ -162,8 +162,10 @@ def test_a_reused_token_leans_on_its_last_computed_prediction():
 def test_prediction_weight_is_checked():
     assert make_policy("motioncache", {"prediction_weight": 0.5}).prediction_weight == 0.5
     for policy in ("flowcache", "motioncache"):
-        with pytest.raises(ValueError, match="prediction_weight must lie in"):
+        with pytest.raises(ValueError, match=r"prediction_weight must lie in \[0, 1\], got 1.5"):
             make_policy(policy, {"prediction_weight": 1.5})
+    with pytest.raises(ValueError, match=r"^motion_floor must lie in \[0, 1\], got -0.1"):
+        make_policy("motioncache", {"motion_floor": -0.1})
 
 
 def test_teacache_threshold_zero_equals_the_reference(engine):

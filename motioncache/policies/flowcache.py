@@ -31,7 +31,7 @@ class FlowCache:
         if self.threshold < 0 or self.warmup < 0 or self.extrapolation < 0:
             raise ValueError("threshold, warmup and extrapolation must be >= 0")
         if not 0.0 <= self.prediction_weight <= 1.0:
-            raise ValueError("prediction_weight must lie in [0, 1]")
+            raise ValueError(f"prediction_weight must lie in [0, 1], got {self.prediction_weight}")
 
     def runner(self, ctx):
         return FlowCacheRunner(ctx, self)

@@ -46,8 +46,9 @@ class MotionCache:
         _one_of("motion_source", self.motion_source, ("hidden", "denoised"))
         _one_of("distance", self.distance, ("global", "token"))
         _one_of("rescale", self.rescale, ("wan_1_3b", "identity"))
-        if not all(0.0 <= v <= 1.0 for v in (self.motion_floor, self.min_update_ratio, self.prediction_weight)):
-            raise ValueError("motion_floor, min_update_ratio and prediction_weight must lie in [0, 1]")
+        for name in ("motion_floor", "min_update_ratio", "prediction_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.threshold < 0 or self.warmup < 0 or self.phase1_updates < 0 or self.extrapolation < 0:
             raise ValueError("threshold, warmup, phase1_updates and extrapolation must be >= 0")
 
