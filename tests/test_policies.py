@@ -2,7 +2,6 @@
 
 import dataclasses
 import math
-import types
 
 import numpy as np
 import pytest
@@ -90,8 +89,7 @@ def test_block_causal_runs_equal_masked_attention_and_count_the_pairs_they_score
 
 
 @pytest.mark.parametrize("policy,knobs", [("motioncache", {}), ("motioncache", {"motion_source": "denoised"}),
-                                          ("flowcache", {}), ("motioncache", {"prediction_weight": 1.0}),
-                                          ("flowcache", {"prediction_weight": 0.5})])
+                                          ("flowcache", {})])
 def test_threshold_zero_equals_chunked(engine, policy, knobs):
     chunked, _ = generate(engine, "chunked")
     cached, gen = generate(engine, policy, {"threshold": 0.0, **knobs})
@@ -126,46 +124,6 @@ def test_extrapolation_follows_each_tokens_last_two_residuals():
     assert torch.allclose(runner._reused_residual(key, t(600)), torch.tensor([[6.0], [16.0]]))
     # far from the last computation the step is capped at MAX_EXTRAPOLATION intervals
     assert torch.allclose(runner._reused_residual(key, t(0))[1], torch.tensor([12.0 + 2 * MAX_EXTRAPOLATION]))
-
-
-@pytest.mark.parametrize("policy", ["motioncache", "flowcache"])
-def test_reusing_the_prediction_changes_reused_tokens_only(engine, policy):
-    residual, gen_residual = generate(engine, policy, SKIPPY)
-    predicted, gen = generate(engine, policy, {**SKIPPY, "prediction_weight": 1.0})
-    assert gen.counter.token_layer_reused == gen_residual.counter.token_layer_reused > 0  # same decisions and cost
-    assert gen.counter.flops == gen_residual.counter.flops
-    assert np.abs(predicted - residual).max() > 1e-3
-
-
-def test_a_reused_token_leans_on_its_last_computed_prediction():
-    """One block of 2 frames x 2 tokens (patch 1x2x2, 3 channels): computed in full, then tokens 1 and 3 reused
-    twice; the weight is the share of the last computed prediction in a reused token's output."""
-    runner = TokenRunner.__new__(TokenRunner)
-    window = types.SimpleNamespace(blocks=((0, 2),))
-    runner.ctx = types.SimpleNamespace(window=window, blocks=window.blocks, hp=1, wp=2, hw=2,
-                                       denoiser=types.SimpleNamespace(patch=(1, 2, 2)))
-    runner.prediction, runner.prediction_weight = {}, 1.0
-    g = torch.Generator().manual_seed(0)
-    preds = [torch.randn(1, 3, 2, 2, 4, generator=g) for _ in range(3)]  # [branches, C, f, H, W]
-    tok = [patchify(p, (1, 2, 2))[0] for p in preds]
-    assert torch.equal(runner._reuse_predictions(preds[0], [{0: None}], [0], 0), preds[0])
-    mask = torch.tensor([True, False, True, False])
-    out = patchify(runner._reuse_predictions(preds[1], [{0: mask}], [0], 0), (1, 2, 2))[0]
-    assert torch.equal(out[mask], tok[1][mask]) and torch.equal(out[~mask], tok[0][~mask])
-    runner.prediction_weight = 0.25  # reused again: still the prediction computed first, a quarter of the way
-    out = patchify(runner._reuse_predictions(preds[2], [{0: mask}], [0], 0), (1, 2, 2))[0]
-    assert torch.equal(out[mask], tok[2][mask])
-    assert torch.allclose(out[~mask], 0.75 * tok[2][~mask] + 0.25 * tok[0][~mask])
-    assert torch.equal(runner.prediction[(0, 0)][~mask], tok[0][~mask])
-
-
-def test_prediction_weight_is_checked():
-    assert make_policy("motioncache", {"prediction_weight": 0.5}).prediction_weight == 0.5
-    for policy in ("flowcache", "motioncache"):
-        with pytest.raises(ValueError, match=r"prediction_weight must lie in \[0, 1\], got 1.5"):
-            make_policy(policy, {"prediction_weight": 1.5})
-    with pytest.raises(ValueError, match=r"^motion_floor must lie in \[0, 1\], got -0.1"):
-        make_policy("motioncache", {"motion_floor": -0.1})
 
 
 def test_teacache_threshold_zero_equals_the_reference(engine):
@@ -248,9 +206,10 @@ def test_presets_and_knobs():
     assert (slow.warmup, slow.phase1_updates, slow.motion_weights, slow.motion_floor, slow.temporal_voting,
             slow.min_update_ratio) == (4, 6, "max_rescale", 0.6, 0.5, 0.4)
     for preset in (slow, fast, make_policy("flowcache-slow"), make_policy("flowcache-fast")):
-        assert (preset.extrapolation, preset.prediction_weight) == (1.0, 0.5)  # presets extrapolate and lean ...
-    plain = make_policy("motioncache")
-    assert (plain.extrapolation, plain.prediction_weight) == (0.0, 0.0)  # ... the plain policy is the reference
+        assert preset.extrapolation == 0.5  # presets extrapolate half-way ...
+    assert make_policy("motioncache").extrapolation == 0.0  # ... the plain policy is the reference method
+    with pytest.raises(ValueError, match=r"^motion_floor must lie in \[0, 1\], got -0.1"):
+        make_policy("motioncache", {"motion_floor": -0.1})
     tuned = make_policy("motioncache-fast", {"threshold": "0.3", "force_last_step": "false"})
     assert tuned.threshold == 0.3 and tuned.force_last_step is False
     with pytest.raises(ValueError, match="no knob"):

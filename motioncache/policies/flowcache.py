@@ -25,13 +25,10 @@ class FlowCache:
     monotone_rescale: bool = True
     force_last_step: bool = True
     extrapolation: float = 0.0  # reused tokens extrapolate their last two residuals (token_runner.py); 0 = off
-    prediction_weight: float = 0.0  # reused tokens lean on their last prediction, 0 = reference (token_runner.py)
 
     def __post_init__(self):
         if self.threshold < 0 or self.warmup < 0 or self.extrapolation < 0:
             raise ValueError("threshold, warmup and extrapolation must be >= 0")
-        if not 0.0 <= self.prediction_weight <= 1.0:
-            raise ValueError(f"prediction_weight must lie in [0, 1], got {self.prediction_weight}")
 
     def runner(self, ctx):
         return FlowCacheRunner(ctx, self)
@@ -39,7 +36,7 @@ class FlowCache:
 
 class FlowCacheRunner(TokenRunner):
     def __init__(self, ctx, cfg: FlowCache):
-        super().__init__(ctx, cfg.extrapolation, cfg.prediction_weight)
+        super().__init__(ctx, cfg.extrapolation)
         self.cfg = cfg
         self.acc: dict[tuple[int, int], float] = {}
         self.prev_mod: dict[tuple[int, int], torch.Tensor] = {}

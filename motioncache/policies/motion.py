@@ -38,7 +38,6 @@ class MotionCache:
     monotone_rescale: bool = True  # fix: non-negative, monotone rescale polynomial
     force_last_step: bool = True  # fix: a block's last step is always computed
     extrapolation: float = 0.0  # reused tokens extrapolate their last two residuals (token_runner.py); 0 = off
-    prediction_weight: float = 0.0  # reused tokens lean on their last prediction, 0 = reference (token_runner.py)
     missing_prev_weight: float = 1.0  # fix: a frame with no previous frame gets full weight (reference: floor)
 
     def __post_init__(self):
@@ -46,7 +45,7 @@ class MotionCache:
         _one_of("motion_source", self.motion_source, ("hidden", "denoised"))
         _one_of("distance", self.distance, ("global", "token"))
         _one_of("rescale", self.rescale, ("wan_1_3b", "identity"))
-        for name in ("motion_floor", "min_update_ratio", "prediction_weight"):
+        for name in ("motion_floor", "min_update_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.threshold < 0 or self.warmup < 0 or self.phase1_updates < 0 or self.extrapolation < 0:
@@ -63,7 +62,7 @@ def _one_of(name, value, allowed):
 
 class MotionCacheRunner(TokenRunner):
     def __init__(self, ctx, cfg: MotionCache):
-        super().__init__(ctx, cfg.extrapolation, cfg.prediction_weight)
+        super().__init__(ctx, cfg.extrapolation)
         self.cfg = cfg
         self.acc: dict[tuple[int, int], torch.Tensor] = {}
         self.prev: dict[tuple[int, int], torch.Tensor] = {}  # previous modulation (global) or modulated input

@@ -9,18 +9,13 @@ only); every other token takes h_in + R. Finished blocks are computed once in fu
 With `extrapolation` > 0 a reused token takes h_in + R1 + a * (R1 - R0) * (t - t1) / (t1 - t0) instead: R1 and
 R0 its last two computed residuals, at timesteps t1 and t0 (per token), t the current one; the ratio is
 capped at MAX_EXTRAPOLATION so a long run of reuse does not extrapolate far.
-
-With `prediction_weight` w > 0 a reused token's prediction (the head's velocity for its patch) moves w of the way
-from the one h_in + R gives to its last computed prediction (w = 1: that prediction as it came out of the model).
-A flow-matching model predicts v = noise - x0, which changes little along a nearly straight sampling path, whereas
-h_in + R moves with x_t through the stack's skip path (docs/benchmarks.md, "Reusing the prediction").
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..denoiser import patchify, unpatchify
+from ..denoiser import patchify
 from .base import Runner, RowInput
 
 MAX_EXTRAPOLATION = 2.0
@@ -36,11 +31,9 @@ class TokenStore:
 
 
 class TokenRunner(Runner):
-    def __init__(self, ctx, extrapolation: float = 0.0, prediction_weight: float = 0.0):
+    def __init__(self, ctx, extrapolation: float = 0.0):
         super().__init__(ctx)
         self.extrapolation = extrapolation
-        self.prediction_weight = prediction_weight
-        self.prediction: dict[tuple[int, int], torch.Tensor] = {}  # (branch, block) -> latest [f*hw, C*patch]
         d = ctx.denoiser
         cfg = d.model.config
         hw, frames = ctx.hw, ctx.window.num_frames
@@ -124,28 +117,9 @@ class TokenRunner(Runner):
         outs = x_out[:, t_act - t0:]
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
         pred = d.head(outs, temb[fa:fe], c.hp, c.wp)
-        if self.prediction_weight:
-            pred = self._reuse_predictions(pred, masks, row.active, fa)
         if self.denoised is not None:
             self._keep_denoised(row, pred, fa)
         return pred, fa
-
-    def _reuse_predictions(self, pred: torch.Tensor, masks: list[dict], active: list[int], fa: int) -> torch.Tensor:
-        """Reused tokens (False in their block's mask) move `prediction_weight` of the way from the prediction
-        of h_in + R to their last computed prediction; computed tokens keep theirs, and it becomes their last."""
-        d, hw, w = self.ctx.denoiser, self.ctx.hw, self.prediction_weight
-        tokens = patchify(pred, d.patch)  # [branches, f*hw, C*patch]
-        for b, block_masks in enumerate(masks):
-            for k in active:
-                sl = slice(self.tokens(k).start - fa * hw, self.tokens(k).stop - fa * hw)
-                mask, fresh = block_masks[k], tokens[b, sl].clone()
-                if mask is None:
-                    self.prediction[(b, k)] = fresh
-                    continue
-                last = self.prediction[(b, k)]
-                tokens[b, sl] = torch.where(mask[:, None], fresh, torch.lerp(fresh, last, w))
-                self.prediction[(b, k)] = torch.where(mask[:, None], fresh, last)
-        return unpatchify(tokens, pred.shape[2], self.ctx.hp, self.ctx.wp, d.patch)
 
     def _keep_denoised(self, row: RowInput, pred: torch.Tensor, fa: int) -> None:
         """x0 = x_t - sigma * v of every active token (flow matching: x_t = (1 - sigma) x0 + sigma noise, v = noise - x0;
