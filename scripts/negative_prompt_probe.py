@@ -2,8 +2,8 @@
 
 CFG pushes the prediction from the negative prompt's towards the caption's. With the negative prompt being the
 same caption with the motion changed ("stays still", or the opposite direction), the push is the motion word's
-effect alone, times the guidance scale. Scores the first N held-out captions (seed 0) with each of --kinds: the
-usual empty negative prompt, `still`, `opposite` (captions whose main object stays still keep the empty one),
+effect alone, times the guidance scale. Scores the first N held-out captions (one --seed) with each of --kinds:
+the usual empty negative prompt, `still`, `opposite` (captions whose main object stays still keep the empty one),
 `shape` (the main object's shape word swapped: a square or triangle against a circle, the shape the model rounds
 them to, a circle against a square) and `shape+opposite` (both).
 

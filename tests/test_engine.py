@@ -8,7 +8,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from motioncache.denoiser import padding_bias
-from motioncache.engine import Cancelled
+from motioncache.engine import Cancelled, _new_scheduler
 from motioncache.request import CacheSpec, GenerationRequest
 from motioncache.stochastic import stochastic_step
 from motioncache.text import encode_prompts
@@ -61,7 +61,6 @@ def test_many_steps_whose_integer_timesteps_repeat_still_take_every_step(engine)
     steps = 200
     sched = engine.c.scheduler_config
     assert sched["flow_shift"] == 8.0
-    from motioncache.engine import _new_scheduler
     timesteps = _new_scheduler(sched, 8.0, steps, "cpu").timesteps
     assert len(set(timesteps.tolist())) < steps  # the case this is about
     gen = engine.generate(GenerationRequest(**{**AR, "num_frames": 9, "num_inference_steps": steps, "ar_step": 0}))
