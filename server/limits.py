@@ -1,6 +1,6 @@
 """Submit-time checks beyond the request schema: server limits and model-dependent rules.
 
-Workers publish a model profile (defaults, block size, VAE scales, cache policies and their knobs) to
+Workers publish a model profile (defaults, block size, VAE scales, cache policies and their knobs' rules) to
 Redis, so the API can resolve a request exactly as the engine will (pure pydantic, no torch) and reject
 it with a 422 naming the field instead of letting it fail on a worker. Before any worker has published a
 profile, only the fields the client set are checked; the worker re-checks the resolved request.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from motioncache.knob_rules import check_request
 from motioncache.request import PIPELINE_DEFAULTS, GenerationRequest, resolve
 
 from . import keys
@@ -46,10 +47,8 @@ def check(req: GenerationRequest, settings: Settings, profile: dict | None) -> t
             problems.append(Problem("cache.policy", f"unknown cache policy {req.cache.policy!r}; choose one of: "
                                     f"{', '.join(policies)}", "one_of"))
         elif policies[req.cache.policy] is not None:
-            unknown = set(req.cache.knobs) - set(policies[req.cache.policy])
-            if unknown:
-                problems.append(Problem("cache.knobs", f"policy {req.cache.policy!r} has no knob(s) "
-                                        f"{', '.join(sorted(unknown))}", "known_knobs"))
+            problems += [Problem("cache.knobs", f"policy {req.cache.policy!r}: {message}", "knob_rules")
+                         for message in check_request(policies[req.cache.policy], req.cache.knobs)]
         try:
             resolved = resolve(req, model_defaults=profile["defaults"], scheduler_shift=profile["scheduler_shift"],
                                model_block_size=profile["model_block_size"], temporal_scale=profile["temporal_scale"],

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from motioncache.accounting import ComputeCounter
 from motioncache.denoiser import Denoiser, QueryRuns, padding_bias, patchify, rope_apply, unpatchify
-from motioncache.policies import make_policy
+from motioncache.knob_rules import check_request
+from motioncache.policies import make_policy, published_rules
 from motioncache.policies.motion import MotionCache, MotionCacheRunner
 from motioncache.policies.rescale import rescale
 from motioncache.policies.token_runner import MAX_EXTRAPOLATION, TokenRunner, TokenStore
@@ -220,6 +221,35 @@ def test_presets_and_knobs():
         make_policy("motioncache-medium")
     with pytest.raises(ValueError, match="must be one of"):
         make_policy("motioncache", {"motion_weights": "median"})
+
+
+BAD_KNOBS = [("motioncache-slow", {"motion_floor": 2}), ("motioncache", {"temporal_voting": -0.5}),
+             ("motioncache-fast", {"motion_source": "optical_flow"}), ("flowcache-slow", {"warmup": 4.5}),
+             ("flowcache", {"extrapolation": -1}), ("teacache", {"force_last_step": "maybe"}),
+             ("teacache-slow", {"rescale": "cubic"}), ("chunked", {"threshold": 0.1})]
+
+
+@pytest.mark.parametrize("spec, knobs", BAD_KNOBS)
+def test_the_api_checks_knobs_with_the_engines_rules_and_words(spec, knobs):
+    """The rules a worker publishes reject exactly what building the policy rejects, with the same message."""
+    with pytest.raises(ValueError) as engine_error:
+        make_policy(spec, knobs)
+    api_problems = check_request(published_rules()[spec], knobs)
+    assert len(api_problems) == 1 and api_problems[0] in str(engine_error.value), \
+        (api_problems, str(engine_error.value))
+
+
+def test_published_rules_carry_types_ranges_and_resolved_defaults():
+    rules = published_rules({"motioncache": {"slow": {"threshold": 0.095}}})
+    assert rules["none"] == {} and rules["motioncache"]["threshold"] == {"type": "float", "default": 0.1, "low": 0}
+    assert rules["motioncache-slow"]["threshold"]["default"] == 0.095  # the model's recalibration
+    assert rules["motioncache-fast"]["extrapolation"]["default"] == 0.5  # the preset's value
+    assert rules["motioncache"]["motion_floor"] == {"type": "float", "default": 0.6, "low": 0, "high": 1}
+    assert rules["flowcache"]["rescale"]["choices"] == ["wan_1_3b", "identity"]
+    assert rules["teacache"]["warmup"]["type"] == "int" and rules["teacache"]["force_last_step"]["type"] == "bool"
+    good = {"threshold": "0.3", "warmup": 6, "force_last_step": "off", "motion_weights": "mean"}
+    assert check_request(rules["motioncache-slow"], good) == []
+    assert make_policy("motioncache-slow", good).warmup == 6
 
 
 def test_a_model_directory_recalibrates_presets(tiny_components):

@@ -31,6 +31,9 @@ def post(api, body, key=KEYS[0]):
     ({**FAST, "num_inference_steps": 500}, "num_inference_steps", "limit of 100"),  # a server limit
     ({**FAST, "num_frames": 41, "base_num_frames": 17}, "num_frames", "overlap_history"),  # needs the model profile
     ({**FAST, "cache": {"policy": "magic"}}, "cache.policy", "unknown cache policy"),
+    ({**FAST, "cache": {"policy": "motioncache-slow", "knobs": {"motion_floor": 2}}}, "cache.knobs",
+     "motion_floor must lie in [0, 1], got 2"),  # the worker's published rules: no failed job
+    ({**FAST, "cache": {"policy": "flowcache", "knobs": {"warmup": "four"}}}, "cache.knobs", "expected int"),
 ])
 def test_bad_requests_get_422_naming_the_field_and_rule(api, body, field, words):
     r = post(api, body)
@@ -62,7 +65,8 @@ def test_model_info_tells_defaults_policies_and_limits(api, client, tiny_dir):
     info = client.model()
     assert info["model"] == tiny_dir.name
     assert info["defaults"] == json.loads((tiny_dir / "motioncache.json").read_text())
-    assert "threshold" in info["policies"]["motioncache-slow"] and "none" in info["policies"]
+    assert "threshold" in info["policies"]["motioncache-slow"] and info["policies"]["none"] == {}
+    assert info["policies"]["motioncache-fast"]["extrapolation"] == {"type": "float", "default": 0.5, "low": 0}
     assert info["limits"]["max_steps"] == 100  # MOTIONCACHE_MAX_STEPS of the test servers
     assert httpx.get(f"{api.url}/v1/model").status_code == 401
 

@@ -6,7 +6,10 @@ from server.settings import Settings
 
 PROFILE = {"defaults": {"height": 32, "width": 32, "num_frames": 9, "num_inference_steps": 4, "fps": 8},
            "scheduler_shift": 8.0, "model_block_size": 1, "temporal_scale": 4, "spatial_scale": 8, "patch": [1, 2, 2],
-           "policies": {"none": [], "chunked": [], "teacache": ["threshold"], "teacache-fast": ["threshold"]}}
+           "policies": {"none": {}, "chunked": {}, "teacache": {"threshold": {"type": "float", "default": 0.08, "low": 0}},
+                        "teacache-fast": {"threshold": {"type": "float", "default": 0.2, "low": 0},
+                                          "rescale": {"type": "str", "default": "wan_1_3b",
+                                                      "choices": ["wan_1_3b", "identity"]}}}}
 
 
 def problems(settings=None, profile=PROFILE, **fields):
@@ -26,8 +29,13 @@ def test_limits_apply_to_the_resolved_request():
 def test_model_rules_and_policies_are_checked_when_a_worker_published_its_profile():
     assert problems(num_frames=101, base_num_frames=97) == [("num_frames", "model")]
     assert problems(cache={"policy": "magic"}) == [("cache.policy", "one_of")]
-    assert problems(cache={"policy": "teacache", "knobs": {"treshold": 0.1}}) == [("cache.knobs", "known_knobs")]
-    assert problems(cache={"policy": "teacache-fast", "knobs": {"threshold": 0.1}}) == []
+    assert problems(cache={"policy": "teacache", "knobs": {"treshold": 0.1}}) == [("cache.knobs", "knob_rules")]
+    assert problems(cache={"policy": "teacache-fast", "knobs": {"threshold": 0.1, "rescale": "identity"}}) == []
+    for bad in ({"threshold": -1}, {"threshold": "lots"}, {"threshold": True}, {"rescale": "cubic"}):
+        assert problems(cache={"policy": "teacache-fast", "knobs": bad}) == [("cache.knobs", "knob_rules")], bad
+    found, _ = check(GenerationRequest(prompt="x", cache={"policy": "teacache-fast", "knobs": {"threshold": -1}}),
+                     Settings(), PROFILE)
+    assert found[0].message == "policy 'teacache-fast': threshold must be >= 0, got -1.0"
     assert problems(profile=None, cache={"policy": "magic"}) == []  # no profile yet: the worker checks
 
 

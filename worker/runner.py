@@ -12,12 +12,13 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 
 import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
+from motioncache.policies import published_rules
 from server import keys, liveness
 from server.settings import Settings
 
@@ -39,28 +40,14 @@ class GenerationWorker(SimpleWorker):
         self.stop_now = True  # SimpleWorker has no horse: "kill" means stop the job in this process
 
 
-def _policy_knobs() -> dict | None:
-    """{policy: [knob names] or None (unknown: not checked)} from motioncache.policies, None if unavailable."""
-    try:
-        from motioncache import policies
-    except ImportError:
-        return None
-    knobs = {name: [f.name for f in fields(cls)] if is_dataclass(cls) else None
-             for name, cls in policies.POLICIES.items()}
-    for name, presets in getattr(policies, "PRESETS", {}).items():  # e.g. motioncache-fast
-        knobs.update({f"{name}-{preset}": knobs.get(name) for preset in presets})
-    return knobs
-
-
 def model_profile(engine) -> dict:
     """What the API needs to resolve and check requests exactly as this engine will, without the model."""
     c, t = engine.c, engine.c.transformer.config
     profile = {"defaults": c.defaults, "scheduler_shift": c.scheduler_config["flow_shift"],
                "model_block_size": t.num_frame_per_block, "temporal_scale": c.vae_scale_temporal,
                "spatial_scale": c.vae_scale_spatial, "patch": list(t.patch_size), "model": str(c.path)}
-    knobs = _policy_knobs()
-    if knobs:
-        profile["policies"] = knobs
+    # every policy and preset with its knobs' types, ranges and the defaults they resolve to on this model
+    profile["policies"] = published_rules(c.defaults.get("cache_presets"))
     return profile
 
 

@@ -13,8 +13,7 @@ TeaCache-style thresholds depend on the model; the preset names stay the same.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
+from ..knob_rules import coerce, rules_of
 from .chunked import ChunkedCache
 from .flowcache import FlowCache
 from .motion import MotionCache
@@ -51,31 +50,21 @@ def make_policy(name: str, knobs: dict | None = None, model_presets: dict | None
         raise ValueError(f"unknown cache policy {name!r}; choose one of: {', '.join(POLICIES)} "
                          f"(or a preset such as motioncache-slow)")
     cls = POLICIES[name]
-    types = {f.name: f.type for f in fields(cls)}
+    rules = rules_of(cls)
     knobs = {**preset_knobs, **(knobs or {})}
-    unknown = set(knobs) - set(types)
+    unknown = set(knobs) - set(rules)
     if unknown:
         raise ValueError(f"cache policy {name!r} has no knob(s) {', '.join(sorted(unknown))}; "
-                         f"knobs: {', '.join(sorted(types)) or 'none'}")
-    values = {}
-    for key, value in knobs.items():
-        default = getattr(cls, key)
-        try:
-            values[key] = _coerce(value, type(default))
-        except (TypeError, ValueError):
-            raise ValueError(f"cache knob {key}={value!r}: expected {type(default).__name__}") from None
-    return cls(**values)
+                         f"knobs: {', '.join(sorted(rules)) or 'none'}")
+    return cls(**{key: coerce(key, value, rules[key]["type"]) for key, value in knobs.items()})
 
 
-def _coerce(value, kind):
-    if kind is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        return bool(value)
-    if kind is float and isinstance(value, bool):
-        raise TypeError(value)
-    return kind(value)
+def published_rules(model_presets: dict | None = None) -> dict[str, dict]:
+    """{policy or preset: {knob: rule with the default it resolves to}}: what a worker publishes so the API can
+    check knobs (knob_rules.check_request) without torch."""
+    out = {name: rules_of(cls) for name, cls in POLICIES.items()}
+    for name, presets in PRESETS.items():
+        for preset in presets:
+            spec = f"{name}-{preset}"
+            out[spec] = rules_of(POLICIES[name], resolve_preset(spec, model_presets)[1])
+    return out

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .rescale import relative_l1, rescale
+from ..knob_rules import knob, validate
+from .rescale import RESCALE_MODES, relative_l1, rescale
 from .token_runner import TokenRunner
 
 
@@ -19,16 +20,15 @@ from .token_runner import TokenRunner
 class FlowCache:
     name = "flowcache"
     needs_block_causal = True
-    threshold: float = 0.1
-    warmup: int = 4  # steps of each block computed in full
-    rescale: str = "wan_1_3b"
+    threshold: float = knob(0.1, low=0)
+    warmup: int = knob(4, low=0)  # steps of each block computed in full
+    rescale: str = knob("wan_1_3b", choices=RESCALE_MODES)
     monotone_rescale: bool = True
     force_last_step: bool = True
-    extrapolation: float = 0.0  # reused tokens extrapolate their last two residuals (token_runner.py); 0 = off
+    extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
 
     def __post_init__(self):
-        if self.threshold < 0 or self.warmup < 0 or self.extrapolation < 0:
-            raise ValueError("threshold, warmup and extrapolation must be >= 0")
+        validate(self)
 
     def runner(self, ctx):
         return FlowCacheRunner(ctx, self)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .rescale import relative_l1, rescale
+from ..knob_rules import knob, validate
+from .rescale import RESCALE_MODES, relative_l1, rescale
 from .token_runner import TokenRunner
 
 
@@ -25,39 +26,28 @@ from .token_runner import TokenRunner
 class MotionCache:
     name = "motioncache"
     needs_block_causal = True
-    threshold: float = 0.1
-    warmup: int = 4
-    phase1_updates: int = 6
-    motion_weights: str = "max_rescale"  # mean | max | max_rescale
-    motion_floor: float = 0.6  # lowest weight of max_rescale
-    motion_source: str = "hidden"  # hidden (reference: the stack's output) | denoised (x0 = x_t - sigma v, per token)
-    distance: str = "global"  # global (per block) | token (per token, from the modulated input)
-    temporal_voting: float = 0.5  # share of a position's frames that must want an update; 0 = off
-    min_update_ratio: float = 0.4
-    rescale: str = "wan_1_3b"
+    threshold: float = knob(0.1, low=0)
+    warmup: int = knob(4, low=0)
+    phase1_updates: int = knob(6, low=0)
+    motion_weights: str = knob("max_rescale", choices=("mean", "max", "max_rescale"))
+    motion_floor: float = knob(0.6, low=0, high=1)  # lowest weight of max_rescale
+    # hidden (reference: the stack's output) | denoised (x0 = x_t - sigma v, per token)
+    motion_source: str = knob("hidden", choices=("hidden", "denoised"))
+    distance: str = knob("global", choices=("global", "token"))  # per block, or per token from the modulated input
+    temporal_voting: float = knob(0.5, low=0, high=1)  # share of a position's frames that must want an update; 0 = off
+    min_update_ratio: float = knob(0.4, low=0, high=1)
+    rescale: str = knob("wan_1_3b", choices=RESCALE_MODES)
     monotone_rescale: bool = True  # fix: non-negative, monotone rescale polynomial
     force_last_step: bool = True  # fix: a block's last step is always computed
-    extrapolation: float = 0.0  # reused tokens extrapolate their last two residuals (token_runner.py); 0 = off
-    missing_prev_weight: float = 1.0  # fix: a frame with no previous frame gets full weight (reference: floor)
+    extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
+    # fix: a frame with no previous frame gets full weight (reference: floor)
+    missing_prev_weight: float = knob(1.0, low=0, high=1)
 
     def __post_init__(self):
-        _one_of("motion_weights", self.motion_weights, ("mean", "max", "max_rescale"))
-        _one_of("motion_source", self.motion_source, ("hidden", "denoised"))
-        _one_of("distance", self.distance, ("global", "token"))
-        _one_of("rescale", self.rescale, ("wan_1_3b", "identity"))
-        for name in ("motion_floor", "min_update_ratio"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.threshold < 0 or self.warmup < 0 or self.phase1_updates < 0 or self.extrapolation < 0:
-            raise ValueError("threshold, warmup, phase1_updates and extrapolation must be >= 0")
+        validate(self)
 
     def runner(self, ctx):
         return MotionCacheRunner(ctx, self)
-
-
-def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 class MotionCacheRunner(TokenRunner):

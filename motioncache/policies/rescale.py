@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+RESCALE_MODES = ("wan_1_3b", "identity")
 WAN_1_3B = (2.39676752e03, -1.31110545e03, 2.01331979e02, -8.29855975e00, 1.37887774e-01)
 _GRID = torch.linspace(0.0, 1.0, 4097, dtype=torch.float64)
 

@@ -12,18 +12,22 @@ from dataclasses import dataclass
 import torch
 
 from .base import Runner, RowInput
-from .rescale import relative_l1, rescale
+from ..knob_rules import knob, validate
+from .rescale import RESCALE_MODES, relative_l1, rescale
 
 
 @dataclass(frozen=True)
 class TeaCache:
     name = "teacache"
     needs_block_causal = False
-    threshold: float = 0.08
-    warmup: int = 4  # rows computed in full at the start of a window
-    rescale: str = "wan_1_3b"  # or "identity"
+    threshold: float = knob(0.08, low=0)
+    warmup: int = knob(4, low=0)  # rows computed in full at the start of a window
+    rescale: str = knob("wan_1_3b", choices=RESCALE_MODES)
     monotone_rescale: bool = True  # fix: non-negative, monotone polynomial
     force_last_step: bool = True  # fix: a row where a block takes its last step is always computed
+
+    def __post_init__(self):
+        validate(self)
 
     def runner(self, ctx):
         return TeaCacheRunner(ctx, self)
