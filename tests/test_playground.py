@@ -56,6 +56,16 @@ def fill(page, *, prompt, frames="", steps="", extra="", key=KEYS[0], policy="ch
     page.fill("#api_key", key)
 
 
+def knob_names(page) -> list[str]:
+    return page.eval_on_selector_all("#knobs [data-knob]", "es => es.map(e => e.dataset.knob)")
+
+
+def describe_model(page, key=KEYS[0]):
+    page.fill("#api_key", key)
+    page.dispatch_event("#api_key", "change")
+    page.wait_for_function("() => document.getElementById('model').textContent !== ''")
+
+
 def status_text(page, contains: str, timeout_s: float = 60) -> str:
     page.wait_for_function("s => document.getElementById('status').textContent.includes(s)", arg=contains,
                            timeout=timeout_s * 1000)
@@ -82,6 +92,18 @@ def test_the_form_takes_the_served_models_defaults_and_policies(page, client, ti
     options = page.eval_on_selector_all("#policy option", "os => os.map(o => o.value)")
     assert options == list(client.model()["policies"]) and "teacache-fast" in options
     assert page.input_value("#policy") == "motioncache-slow"
+
+    # The chosen policy's knobs, each with the default its preset resolves to on this model and its range.
+    rules = client.model()["policies"]
+    assert knob_names(page) == list(rules["motioncache-slow"]) and "motion_floor" in knob_names(page)
+    page.select_option("#policy", "motioncache-fast")
+    assert page.get_attribute("#knobs [data-knob='threshold']", "placeholder") == \
+        f"{rules['motioncache-fast']['threshold']['default']} >= 0"
+    assert page.get_attribute("#knobs [data-knob='motion_floor']", "placeholder") == "0.6 [0, 1]"
+    choices = page.eval_on_selector_all("#knobs [data-knob='motion_source'] option", "os => os.map(o => o.value)")
+    assert choices == ["", "hidden", "denoised"]
+    page.select_option("#policy", "none")
+    assert knob_names(page) == [] and page.text_content("#knobs") == "this policy has no knobs"
 
 
 def test_generates_plays_and_downloads_what_the_server_stored(page, client):
@@ -128,7 +150,28 @@ def test_bad_input_shows_the_servers_message_and_queues_nothing(page, client):
     fill(page, prompt="a red circle moves left", extra="{not json")
     page.click("#generate")
     assert "More fields: not JSON" in status_text(page, "More fields")
+
+    describe_model(page)
+    fill(page, prompt="a red circle moves left", policy="motioncache-slow")
+    page.fill("#knobs [data-knob='motion_floor']", "2")
+    page.click("#generate")
+    assert "motion_floor must lie in [0, 1], got 2.0" in status_text(page, "motion_floor")
     assert client.list()["total"] == before
+
+
+def test_knobs_set_in_the_form_reach_the_job(page, client):
+    describe_model(page)
+    fill(page, prompt=FAST["prompt"], frames=FAST["num_frames"], steps=FAST["num_inference_steps"],
+         extra='{"ar_step": 1, "causal_block_size": 1}', policy="teacache-slow")
+    page.fill("#knobs [data-knob='threshold']", "0.5")
+    page.select_option("#knobs [data-knob='rescale']", "identity")
+    page.select_option("#knobs [data-knob='force_last_step']", "false")
+    page.click("#generate")
+    status_text(page, "succeeded")
+    job = client.get(page.get_attribute("#status", "data-job"))
+    assert job["request"]["cache"] == {"policy": "teacache-slow",
+                                       "knobs": {"threshold": 0.5, "rescale": "identity", "force_last_step": False}}
+    assert job["figures"]["token_skip_rate"] > 0  # identity distances stay under 0.5 for some rows: reuse happened
 
 
 def test_a_wrong_api_key_is_refused_with_401(page):

@@ -6,6 +6,7 @@
 const $ = (id) => document.getElementById(id);
 const INTEGER_FIELDS = ["num_frames", "num_inference_steps", "seed"];
 let current = null; // {id, key, socket} of the job on screen
+let knobRules = {}; // {policy: {knob: {type, default, low, high, choices}}} from GET /v1/model
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -34,6 +35,8 @@ function requestBody() {
   }
   body.prompt = $("prompt").value;
   body.cache = { ...(body.cache || {}), policy: $("policy").value };
+  const knobs = chosenKnobs();
+  if (Object.keys(knobs).length) body.cache.knobs = { ...(body.cache.knobs || {}), ...knobs };
   for (const name of INTEGER_FIELDS) {
     const value = $(name).value.trim();
     if (value !== "") body[name] = Number(value);
@@ -265,6 +268,47 @@ async function cancel() {
   else setStatus("cancelling…");
 }
 
+// One input per knob of the chosen policy, empty = the default shown (the preset's value on this model). Ranges
+// are shown, not enforced: the server checks every value and its 422 says what to fix.
+function showKnobs() {
+  const rules = knobRules[$("policy").value] || {};
+  const inputs = Object.entries(rules).map(([name, rule]) => {
+    const label = document.createElement("label");
+    let input;
+    if (rule.choices || rule.type === "bool") {
+      input = document.createElement("select");
+      const values = rule.choices || ["true", "false"];
+      input.replaceChildren(new Option(`${rule.default} (default)`, ""), ...values.map((v) => new Option(v, v)));
+    } else {
+      input = document.createElement("input");
+      input.type = "number";
+      input.step = "any";
+      const range = rule.low != null && rule.high != null ? ` [${rule.low}, ${rule.high}]`
+        : rule.low != null ? ` >= ${rule.low}` : "";
+      input.placeholder = `${rule.default}${range}`;
+    }
+    input.dataset.knob = name;
+    input.dataset.type = rule.type;
+    label.append(name, input);
+    return label;
+  });
+  const empty = document.createElement("span");
+  empty.className = "hint";
+  empty.textContent = "this policy has no knobs";
+  $("knobs").replaceChildren(...(inputs.length ? inputs : [empty]));
+}
+
+function chosenKnobs() {
+  const knobs = {};
+  for (const input of $("knobs").querySelectorAll("[data-knob]")) {
+    const value = input.value.trim();
+    if (value === "") continue;
+    const type = input.dataset.type;
+    knobs[input.dataset.knob] = type === "bool" ? value === "true" : type === "str" ? value : Number(value);
+  }
+  return knobs;
+}
+
 // The served model's defaults and cache policies (GET /v1/model) fill the form; without them the page keeps its
 // built-in policy list and generic placeholders.
 async function describeModel() {
@@ -279,6 +323,8 @@ async function describeModel() {
   const chosen = select.value;
   select.replaceChildren(...Object.keys(info.policies).map((name) => new Option(name, name)));
   select.value = preferredPolicy(chosen, Object.keys(info.policies));
+  knobRules = info.policies;
+  showKnobs();
 }
 
 function preferredPolicy(preferred, names) {
@@ -288,5 +334,6 @@ function preferredPolicy(preferred, names) {
 
 $("request").addEventListener("submit", submit);
 $("api_key").addEventListener("change", describeModel);
+$("policy").addEventListener("change", showKnobs);
 describeModel();
 $("cancel").addEventListener("click", cancel);
