@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from .knob_rules import parse_knob_args
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo"
 
 
@@ -51,13 +53,7 @@ def _request_fields(args) -> dict:
              "shift", "ar_step", "causal_block_size", "base_num_frames", "overlap_history", "addnoise_condition",
              "churn", "max_sequence_length"]
     fields = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    knobs = {}
-    for item in args.cache_knob:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise CliError(f"--cache-knob {item!r}: expected NAME=VALUE")
-        knobs[name.strip()] = value.strip()
-    fields["cache"] = {"policy": args.cache, "knobs": knobs}
+    fields["cache"] = {"policy": args.cache, "knobs": parse_knob_args(args.cache_knob)}
     return fields
 
 

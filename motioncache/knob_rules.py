@@ -81,3 +81,14 @@ def check_request(policy_rules: dict[str, dict], knobs: dict) -> list[str]:
         except ValueError as e:
             problems.append(str(e))
     return problems
+
+
+def parse_knob_args(items: list[str]) -> dict[str, str]:
+    """--cache-knob NAME=VALUE arguments -> {name: value} (values stay strings; `coerce` types them)."""
+    knobs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--cache-knob {item!r}: expected NAME=VALUE")
+        knobs[name.strip()] = value.strip()
+    return knobs

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from motioncache.knob_rules import parse_knob_args
+
 DEFAULT_SERVER = os.environ.get("MOTIONCACHE_SERVER", "http://127.0.0.1:8000")
 
 
@@ -64,6 +66,8 @@ _REQUEST_ARGS = [("--negative-prompt", str), ("--num-frames", int), ("--height",
 
 def _request(args) -> dict:
     body = {"prompt": args.prompt, "seed": args.seed, "cache": {"policy": args.cache}}
+    if args.cache_knob:
+        body["cache"]["knobs"] = parse_knob_args(args.cache_knob)  # the server checks them against the model's rules
     for flag, _ in _REQUEST_ARGS:
         name = flag[2:].replace("-", "_")
         value = getattr(args, name)
@@ -139,6 +143,9 @@ def _client(args) -> int:
         if args.action == "cancel":
             print(json.dumps(client.cancel(args.id), indent=2))
             return 0
+        if args.action == "model":
+            print(json.dumps(client.model(), indent=2))
+            return 0
         if args.action == "list":
             print(json.dumps(client.list(args.offset, args.limit), indent=2))
             return 0
@@ -180,7 +187,7 @@ def register(sub) -> None:
     w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     w.set_defaults(func=cmd_worker)
 
-    c = sub.add_parser("client", help="submit, watch, get, cancel or list jobs on a running server")
+    c = sub.add_parser("client", help="submit, watch, get, cancel or list jobs on a running server, or describe it")
     c.add_argument("--server", default=DEFAULT_SERVER)
     c.add_argument("--api-key", default=os.environ.get("MOTIONCACHE_API_KEY"))
     actions = c.add_subparsers(dest="action", required=True)
@@ -188,6 +195,8 @@ def register(sub) -> None:
     sb.add_argument("--prompt", required=True)
     sb.add_argument("--seed", type=int, default=0)
     sb.add_argument("--cache", default="none")
+    sb.add_argument("--cache-knob", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a knob of the cache policy (repeatable); `client model` lists them")
     sb.add_argument("--image")
     sb.add_argument("--prefix-video")
     for flag, kind in _REQUEST_ARGS:
@@ -206,6 +215,7 @@ def register(sub) -> None:
     ls = actions.add_parser("list", help="list your jobs, newest first")
     ls.add_argument("--offset", type=int, default=0)
     ls.add_argument("--limit", type=int, default=20)
+    actions.add_parser("model", help="print the served model: defaults, cache policies with their knobs, limits")
     c.set_defaults(func=cmd_client)
 
 

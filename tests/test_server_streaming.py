@@ -135,3 +135,19 @@ def test_client_cli_streams_to_a_file_and_gets_status(api, client, tmp_path):
     assert json.loads(got.stdout)["status"] == "succeeded"
     bad = subprocess.run(base + ["get", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: HTTP 404: no video job nope"
+
+    model = subprocess.run(base + ["model"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert json.loads(model.stdout)["policies"]["teacache-slow"]["threshold"]["type"] == "float"
+    knobs = ["--cache", "teacache-slow", "--cache-knob", "threshold=0.5", "--cache-knob", "rescale=identity",
+             "--cache-knob", "force_last_step=off"]
+    run = subprocess.run(base + ["submit", "--prompt", "a green square", "--num-frames", "17", "--steps", "3",
+                                 "--ar-step", "1", "--causal-block-size", "1", "--no-wait", *knobs],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    job = wait_for_status(client, run.stdout.strip(), "succeeded")
+    assert job["request"]["cache"]["knobs"] == {"threshold": "0.5", "rescale": "identity", "force_last_step": "off"}
+    assert job["figures"]["token_skip_rate"] > 0  # the knobs reached the engine: rows were reused
+    bad = subprocess.run(base + ["submit", "--prompt", "a green square", "--cache", "motioncache-slow",
+                                 "--cache-knob", "motion_floor=2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip() == \
+        "error: HTTP 422: cache.knobs: policy 'motioncache-slow': motion_floor must lie in [0, 1], got 2.0"
