@@ -70,10 +70,16 @@ def validate(config) -> None:
             check(f.name, getattr(config, f.name), f.metadata["knob"])
 
 
+def unknown_knobs(knobs: dict, policy_rules: dict[str, dict]) -> str | None:
+    """'no knob(s) a, b; knobs: ...' when a request names knobs the policy does not have, else None."""
+    unknown = sorted(set(knobs) - set(policy_rules))
+    return f"no knob(s) {', '.join(unknown)}; knobs: {', '.join(sorted(policy_rules)) or 'none'}" if unknown else None
+
+
 def check_request(policy_rules: dict[str, dict], knobs: dict) -> list[str]:
     """Problems with a request's knobs against published rules (no torch): unknown names, wrong types, values."""
-    unknown = sorted(set(knobs) - set(policy_rules))
-    problems = [f"no knob(s) {', '.join(unknown)}; knobs: {', '.join(sorted(policy_rules)) or 'none'}"] if unknown else []
+    unknown = unknown_knobs(knobs, policy_rules)
+    problems = [unknown] if unknown else []
     for name in sorted(set(knobs) & set(policy_rules)):
         rule = policy_rules[name]
         try:

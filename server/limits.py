@@ -40,13 +40,11 @@ def check(req: GenerationRequest, settings: Settings, profile: dict | None) -> t
     problems: list[Problem] = []
     sizes = {k: getattr(req, k) for k in ("num_frames", "height", "width", "num_inference_steps", "guidance_scale")}
     if profile:
-        policies = profile.get("policies")
-        if policies is None:
-            pass  # the worker could not list its policies: it checks them itself
-        elif req.cache.policy not in policies:
+        policies = profile["policies"]
+        if req.cache.policy not in policies:
             problems.append(Problem("cache.policy", f"unknown cache policy {req.cache.policy!r}; choose one of: "
                                     f"{', '.join(policies)}", "one_of"))
-        elif policies[req.cache.policy] is not None:
+        else:
             problems += [Problem("cache.knobs", f"policy {req.cache.policy!r}: {message}", "knob_rules")
                          for message in check_request(policies[req.cache.policy], req.cache.knobs)]
         try:

@@ -95,7 +95,7 @@ class Limits(BaseModel):
 class ModelInfo(BaseModel):
     model: str = Field(description="the served model directory's name")
     defaults: dict = Field(description="request fields the model sets when a request leaves them out")
-    policies: dict[str, dict[str, dict] | None] = Field(
+    policies: dict[str, dict[str, dict]] = Field(
         description="cache policies and presets, each with its knobs: {knob: {type, default (as the preset resolves "
                     "it on this model), and low / high / choices where the knob has them}}")
     limits: Limits

@@ -13,7 +13,7 @@ TeaCache-style thresholds depend on the model; the preset names stay the same.
 
 from __future__ import annotations
 
-from ..knob_rules import coerce, rules_of
+from ..knob_rules import coerce, rules_of, unknown_knobs
 from .chunked import ChunkedCache
 from .flowcache import FlowCache
 from .motion import MotionCache
@@ -52,10 +52,9 @@ def make_policy(name: str, knobs: dict | None = None, model_presets: dict | None
     cls = POLICIES[name]
     rules = rules_of(cls)
     knobs = {**preset_knobs, **(knobs or {})}
-    unknown = set(knobs) - set(rules)
+    unknown = unknown_knobs(knobs, rules)
     if unknown:
-        raise ValueError(f"cache policy {name!r} has no knob(s) {', '.join(sorted(unknown))}; "
-                         f"knobs: {', '.join(sorted(rules)) or 'none'}")
+        raise ValueError(f"cache policy {name!r} has {unknown}")
     return cls(**{key: coerce(key, value, rules[key]["type"]) for key, value in knobs.items()})
 
 
