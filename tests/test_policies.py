@@ -90,6 +90,7 @@ def test_block_causal_runs_equal_masked_attention_and_count_the_pairs_they_score
 
 
 @pytest.mark.parametrize("policy,knobs", [("motioncache", {}), ("motioncache", {"motion_source": "denoised"}),
+                                          ("motioncache", {"distance": "token", "shared_choice": True}),
                                           ("flowcache", {})])
 def test_threshold_zero_equals_chunked(engine, policy, knobs):
     chunked, _ = generate(engine, "chunked")
@@ -192,6 +193,35 @@ def test_reported_compute_is_what_the_forward_computed(tiny_dir, policy, knobs, 
         assert c.token_layer_evals + c.token_layer_reused == ref.counter.token_layer_evals
 
 
+def test_shared_choice_gives_the_unconditional_branch_the_conditional_ones_tokens(monkeypatch):
+    runner = MotionCacheRunner.__new__(MotionCacheRunner)
+    runner.cond_choice = {}
+    own = {0: torch.tensor([True, False]), 1: torch.tensor([False, True])}  # what each branch would choose
+    monkeypatch.setattr(MotionCacheRunner, "_choose", lambda self, branch, block, *rest: own[branch])
+    for shared, expected in ((False, own[1]), (True, own[0])):
+        runner.cfg = MotionCache(shared_choice=shared)
+        assert torch.equal(runner.choose(0, 3, None, None, None), own[0])
+        assert torch.equal(runner.choose(1, 3, None, None, None), expected)
+
+
+def test_shared_choice_runs_end_to_end_with_both_branches_in_one_batch(engine, monkeypatch):
+    from motioncache.denoiser import Denoiser
+
+    calls = []
+    selective = Denoiser.selective
+
+    def spy(self, *args, rows=None, **kwargs):
+        calls.append(rows)
+        return selective(self, *args, rows=rows, **kwargs)
+
+    monkeypatch.setattr(Denoiser, "selective", spy)
+    knobs = {**SKIPPY, "threshold": 0.05, "distance": "token", "phase1_updates": 0, "temporal_voting": 0.0,
+             "min_update_ratio": 0.0, "shared_choice": True}  # partial choices on the tiny model
+    _, gen = generate(engine, "motioncache", knobs)
+    assert calls and all(rows is None for rows in calls)  # rows None: one batch of both branches
+    assert gen.counter.token_layer_reused > 0
+
+
 def test_motioncache_skips_tokens_and_stays_close(engine):
     chunked, ref = generate(engine, "chunked")
     cached, gen = generate(engine, "motioncache", SKIPPY)
@@ -206,6 +236,7 @@ def test_presets_and_knobs():
     assert slow.threshold == 0.1 and fast.threshold > slow.threshold
     assert (slow.warmup, slow.phase1_updates, slow.motion_weights, slow.motion_floor, slow.temporal_voting,
             slow.min_update_ratio) == (4, 6, "max_rescale", 0.6, 0.5, 0.4)
+    assert (slow.distance, slow.shared_choice, fast.distance, fast.shared_choice) == ("global", False, "token", True)
     for preset in (slow, fast, make_policy("flowcache-slow"), make_policy("flowcache-fast")):
         assert preset.extrapolation == 0.5  # presets extrapolate half-way ...
     assert make_policy("motioncache").extrapolation == 0.0  # ... the plain policy is the reference method

@@ -8,7 +8,7 @@ rescaled per frame (`motion_source` denoised: from the inter-frame differences o
 estimate x0 instead, which the per-frame noise does not swamp). Tokens whose accumulator passes the threshold
 are recomputed; temporal voting makes a spatial position update in all frames of the block or in none; if fewer
 than `min_update_ratio` of the tokens would update, the step reuses the residual for all of them. A block's last
-step always runs in full.
+step always runs in full. With `shared_choice` the conditional branch's choice holds for the unconditional one.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class MotionCache:
     extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
     # fix: a frame with no previous frame gets full weight (reference: floor)
     missing_prev_weight: float = knob(1.0, low=0, high=1)
+    # not in the reference: the unconditional branch recomputes the tokens the conditional one chose, so no token's
+    # guided prediction mixes a fresh branch with a stale one, and both branches run as one batch
+    shared_choice: bool = False
 
     def __post_init__(self):
         validate(self)
@@ -57,10 +60,17 @@ class MotionCacheRunner(TokenRunner):
         self.acc: dict[tuple[int, int], torch.Tensor] = {}
         self.prev: dict[tuple[int, int], torch.Tensor] = {}  # previous modulation (global) or modulated input
         self.updates: dict[tuple[int, int], int] = {}  # updating steps after warm-up
+        self.cond_choice: dict[int, torch.Tensor | None] = {}  # this row's choice of branch 0, per block
         if cfg.motion_source == "denoised":
             self.denoised = {}  # TokenRunner keeps every active token's denoised estimate in it
 
     def choose(self, branch, block, row, proj, x_in):
+        if branch > 0 and self.cfg.shared_choice:
+            return self.cond_choice[block]  # TokenRunner.predict asks branch 0 (conditional) first on every row
+        self.cond_choice[block] = self._choose(branch, block, row, proj, x_in)
+        return self.cond_choice[block]
+
+    def _choose(self, branch, block, row, proj, x_in):
         cfg, key, step = self.cfg, (branch, block), row.block_steps[block]
         distance_input = self._distance_input(block, proj, x_in)
         prev = self.prev.get(key)
