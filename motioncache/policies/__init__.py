@@ -23,13 +23,14 @@ from .teacache import TeaCache
 POLICIES = {p.name: p for p in (NoCache, ChunkedCache, TeaCache, FlowCache, MotionCache)}
 # The chunk- and token-level presets extrapolate reused residuals half-way (token_runner.py): on the shipped demo
 # model factor 0.5 beats 1 by 0.9-4.6 dB median PSNR at the same compute (docs/benchmarks.md, "Residual extrapolation
-# half-way"). The knob's own default stays 0, the reference behaviour. motioncache-fast measures each token's own
-# input change (distance token) and recomputes the same tokens in both CFG branches: +2.2 / +3.1 dB median PSNR at
-# 97 / 177 frames for 3% more compute (docs/benchmarks.md, "Per-token distance, one choice for both CFG branches").
+# half-way"). The knob's own default stays 0, the reference behaviour. Both motioncache presets measure each token's
+# own input change (distance token) and recompute the same tokens in both CFG branches: from ~3x compute up this
+# beats flowcache at the same speed by 3-4 dB (docs/benchmarks.md, "Per-token distance, one choice for both CFG
+# branches"); the plain policy keeps the reference's global distance and per-branch choices.
 PRESETS = {
     "teacache": {"slow": {"threshold": 0.08}, "fast": {"threshold": 0.2}},
     "flowcache": {"slow": {"threshold": 0.1, "extrapolation": 0.5}, "fast": {"threshold": 0.25, "extrapolation": 0.5}},
-    "motioncache": {"slow": {"threshold": 0.1, "extrapolation": 0.5},
+    "motioncache": {"slow": {"threshold": 0.1, "extrapolation": 0.5, "distance": "token", "shared_choice": True},
                     "fast": {"threshold": 0.25, "extrapolation": 0.5, "distance": "token", "shared_choice": True}},
 }
 
