@@ -205,8 +205,6 @@ def test_shared_choice_gives_the_unconditional_branch_the_conditional_ones_token
 
 
 def test_shared_choice_runs_end_to_end_with_both_branches_in_one_batch(engine, monkeypatch):
-    from motioncache.denoiser import Denoiser
-
     calls = []
     selective = Denoiser.selective
 
