@@ -8,9 +8,9 @@ itself when built directly, and the API at submission, from the rules a worker p
 
 from __future__ import annotations
 
-from dataclasses import MISSING, field, fields
+from dataclasses import field, fields
 
-TYPES = {"float": float, "int": int, "bool": bool, "str": str}
+_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -22,14 +22,9 @@ def knob(default, *, low: float | None = None, high: float | None = None, choice
 
 def rules_of(cls, defaults: dict | None = None) -> dict[str, dict]:
     """{knob: {"type", "default", and "low" / "high" / "choices" where set}}, JSON-ready; defaults override the
-    dataclass's (a preset's values)."""
-    out = {}
-    for f in fields(cls):
-        default = (defaults or {}).get(f.name, f.default)
-        if default is MISSING:
-            continue
-        out[f.name] = {"type": type(f.default).__name__, "default": default, **f.metadata.get("knob", {})}
-    return out
+    dataclass's (a preset's values). Every policy field has a default: requests name only the knobs they change."""
+    return {f.name: {"type": type(f.default).__name__, "default": (defaults or {}).get(f.name, f.default),
+                     **f.metadata.get("knob", {})} for f in fields(cls)}
 
 
 def coerce(name: str, value, kind: str):
@@ -45,7 +40,7 @@ def coerce(name: str, value, kind: str):
             raise ValueError  # true is not a number
         if kind == "int" and isinstance(value, float) and not value.is_integer():
             raise ValueError  # 4.5 steps is not 4
-        return TYPES[kind](value)
+        return _TYPES[kind](value)
     except (TypeError, ValueError):
         raise ValueError(f"cache knob {name}={value!r}: expected {kind}") from None
 
@@ -55,11 +50,12 @@ def check(name: str, value, rule: dict) -> None:
     low, high, choices = rule.get("low"), rule.get("high"), rule.get("choices")
     if choices is not None and value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    if low is not None and high is not None and not low <= value <= high:
-        raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value}")
-    if low is not None and value < low:
+    if low is not None and high is not None:
+        if not low <= value <= high:
+            raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value}")
+    elif low is not None and value < low:
         raise ValueError(f"{name} must be >= {low:g}, got {value}")
-    if high is not None and value > high:
+    elif high is not None and value > high:
         raise ValueError(f"{name} must be <= {high:g}, got {value}")
 
 

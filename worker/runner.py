@@ -43,12 +43,11 @@ class GenerationWorker(SimpleWorker):
 def model_profile(engine) -> dict:
     """What the API needs to resolve and check requests exactly as this engine will, without the model."""
     c, t = engine.c, engine.c.transformer.config
-    profile = {"defaults": c.defaults, "scheduler_shift": c.scheduler_config["flow_shift"],
-               "model_block_size": t.num_frame_per_block, "temporal_scale": c.vae_scale_temporal,
-               "spatial_scale": c.vae_scale_spatial, "patch": list(t.patch_size), "model": str(c.path)}
-    # every policy and preset with its knobs' types, ranges and the defaults they resolve to on this model
-    profile["policies"] = published_rules(c.defaults.get("cache_presets"))
-    return profile
+    return {"defaults": c.defaults, "scheduler_shift": c.scheduler_config["flow_shift"],
+            "model_block_size": t.num_frame_per_block, "temporal_scale": c.vae_scale_temporal,
+            "spatial_scale": c.vae_scale_spatial, "patch": list(t.patch_size), "model": str(c.path),
+            # every policy and preset with its knobs' types, ranges and the defaults they resolve to here
+            "policies": published_rules(c.defaults.get("cache_presets"))}
 
 
 @dataclass
