@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from motioncache.accounting import ComputeCounter
 from motioncache.denoiser import Denoiser, QueryRuns, padding_bias, patchify, rope_apply, unpatchify
 from motioncache.knob_rules import check_request
-from motioncache.policies import make_policy, published_rules
+from motioncache.policies import PRESETS, make_policy, published_rules
+from motioncache.policies.base import RowInput
+from motioncache.policies.flowcache import FlowCacheRunner
 from motioncache.policies.motion import MotionCache, MotionCacheRunner
 from motioncache.policies.rescale import rescale
 from motioncache.policies.token_runner import MAX_EXTRAPOLATION, TokenRunner, TokenStore
@@ -235,6 +237,7 @@ def test_presets_and_knobs():
     assert (slow.warmup, slow.phase1_updates, slow.motion_weights, slow.motion_floor, slow.temporal_voting,
             slow.min_update_ratio) == (4, 6, "max_rescale", 0.6, 0.5, 0.4)
     assert (slow.distance, slow.shared_choice, fast.distance, fast.shared_choice) == ("token", True, "token", True)
+    assert (slow.noise_power, fast.noise_power) == (0.0, 1.0)
     assert make_policy("motioncache").distance == "global" and not make_policy("motioncache").shared_choice
     for preset in (slow, fast, make_policy("flowcache-slow"), make_policy("flowcache-fast")):
         assert preset.extrapolation == 0.5  # presets extrapolate half-way ...
@@ -290,7 +293,8 @@ def test_a_model_directory_recalibrates_presets(tiny_components):
     slow = make_policy("motioncache-slow", None, calibrated)
     assert (slow.threshold, slow.warmup, slow.phase1_updates) == (0.7, 3, 6)
     assert make_policy("motioncache-slow", {"threshold": 0.2}, calibrated).threshold == 0.2
-    assert make_policy("motioncache-fast", None, calibrated).threshold == 0.25  # not recalibrated: built-in
+    fast = make_policy("motioncache-fast", None, calibrated)
+    assert fast.threshold == PRESETS["motioncache"]["fast"]["threshold"]  # not recalibrated: built-in
     engine = Engine(dataclasses.replace(tiny_components, defaults={**tiny_components.defaults,
                                                                      "cache_presets": calibrated}))
     plan = engine.plan(GenerationRequest(**AR, cache={"policy": "motioncache-slow"}))
@@ -385,3 +389,29 @@ def test_denoised_motion_weights_single_out_the_token_that_changes():
     w = runner._motion_weights(0, 1).view(3, 4)
     assert torch.allclose(w[1], torch.tensor([0.6, 0.6, 1.0, 0.6]))
     assert torch.allclose(w[0], torch.full((4,), 0.6)) and torch.allclose(w[2], torch.full((4,), 0.6))
+
+
+@pytest.mark.parametrize("policy", ["motioncache", "flowcache"])
+@pytest.mark.parametrize("power", [0.0, 1.0, 2.0])
+def test_noise_power_weights_each_steps_distance_by_the_noise_level(policy, power):
+    """The same modulation change adds sigma^p as much to the accumulator at noise level sigma: a change at
+    sigma 0.9 counts 3^p times one at sigma 0.3."""
+    runner_class = {"motioncache": MotionCacheRunner, "flowcache": FlowCacheRunner}[policy]
+
+    def accumulated(timestep: int) -> float:
+        runner = runner_class.__new__(runner_class)
+        runner.cfg = make_policy(policy, {"noise_power": power, "warmup": 0, "threshold": 1e9, "rescale": "identity",
+                                          **({"temporal_voting": 0.0, "min_update_ratio": 0.0}
+                                             if policy == "motioncache" else {})})
+        runner.ctx = type("Ctx", (), {"blocks": [(0, 2)], "num_steps": 50, "hw": 4})()
+        runner.acc, runner.prev, runner.prev_mod, runner.updates, runner.cond_choice = {}, {}, {}, {}, {}
+        t = torch.full((2,), timestep)
+        proj = torch.ones(2, 6, 8)
+        for step, scale in ((1, 1.0), (2, 1.5)):  # the first step only stores the modulation
+            row = RowInput(step, torch.zeros(1), t, [0], [step], [])
+            runner.choose(0, 0, row, proj * scale, torch.zeros(8, 8))
+        return float(torch.as_tensor(runner.acc[(0, 0)]).flatten()[0])
+
+    high, low = accumulated(900), accumulated(300)
+    assert high == pytest.approx(0.5 * 0.9 ** power) and low == pytest.approx(0.5 * 0.3 ** power)
+    assert high / low == pytest.approx(3.0 ** power)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..knob_rules import knob, validate
-from .rescale import RESCALE_MODES, relative_l1, rescale
+from .rescale import RESCALE_MODES, noise_weight, relative_l1, rescale
 from .token_runner import TokenRunner
 
 
@@ -26,6 +26,7 @@ class FlowCache:
     monotone_rescale: bool = True
     force_last_step: bool = True
     extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
+    noise_power: float = knob(0.0, low=0)  # not in FlowCache: each step's distance times sigma^p (rescale.noise_weight)
 
     def __post_init__(self):
         validate(self)
@@ -50,8 +51,9 @@ class FlowCacheRunner(TokenRunner):
         if step <= self.cfg.warmup or prev is None or (self.cfg.force_last_step and step == self.ctx.num_steps):
             self.acc[key] = 0.0
             return None
-        self.acc[key] = self.acc.get(key, 0.0) + float(rescale(relative_l1(mod, prev), self.cfg.rescale,
-                                                               self.cfg.monotone_rescale))
+        d = float(rescale(relative_l1(mod, prev), self.cfg.rescale, self.cfg.monotone_rescale))
+        self.acc[key] = self.acc.get(key, 0.0) + d * noise_weight(row.frame_timesteps[self.ctx.blocks[block][0]],
+                                                                  self.cfg.noise_power)
         if self.acc[key] >= self.cfg.threshold:
             self.acc[key] = 0.0
             return None

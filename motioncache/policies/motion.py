@@ -5,7 +5,8 @@ d * w each step, d the rescaled relative L1 change of the block's timestep modul
 of its modulated input), w a per-token weight: 1 during phase 1 (the first `phase1_updates` updating
 steps after warm-up), then a motion weight from inter-frame differences of the block's hidden state,
 rescaled per frame (`motion_source` denoised: from the inter-frame differences of the block's denoised
-estimate x0 instead, which the per-frame noise does not swamp). Tokens whose accumulator passes the threshold
+estimate x0 instead, which the per-frame noise does not swamp); with `noise_power` p each step's d is weighted by
+sigma^p, the block's noise level. Tokens whose accumulator passes the threshold
 are recomputed; temporal voting makes a spatial position update in all frames of the block or in none; if fewer
 than `min_update_ratio` of the tokens would update, the step reuses the residual for all of them. A block's last
 step always runs in full. With `shared_choice` the conditional branch's choice holds for the unconditional one.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..knob_rules import knob, validate
-from .rescale import RESCALE_MODES, relative_l1, rescale
+from .rescale import RESCALE_MODES, noise_weight, relative_l1, rescale
 from .token_runner import TokenRunner
 
 
@@ -45,6 +46,9 @@ class MotionCache:
     # not in the reference: the unconditional branch recomputes the tokens the conditional one chose, so no token's
     # guided prediction mixes a fresh branch with a stale one, and both branches run as one batch
     shared_choice: bool = False
+    # not in the reference: each step's distance is weighted by sigma^noise_power (rescale.noise_weight), moving
+    # recomputation from the late, low-noise steps to the early ones; 0 = unweighted
+    noise_power: float = knob(0.0, low=0)
 
     def __post_init__(self):
         validate(self)
@@ -81,6 +85,7 @@ class MotionCacheRunner(TokenRunner):
             return None
         dim = None if cfg.distance == "global" else -1
         d = rescale(relative_l1(distance_input, prev, dim), cfg.rescale, cfg.monotone_rescale)
+        d = d * noise_weight(row.frame_timesteps[self.ctx.blocks[block][0]], cfg.noise_power)
         phase1 = self.updates.get(key, 0) < cfg.phase1_updates
         weight = 1.0 if phase1 else self._motion_weights(branch, block).double()
         acc = self.acc[key] + d * weight
