@@ -32,7 +32,8 @@ POLICIES = {p.name: p for p in (NoCache, ChunkedCache, TeaCache, FlowCache, Moti
 # flowcache-fast 4.30x at 19.6 dB -> 4.56x at 22.3 dB (docs/benchmarks.md, "Noise-weighted distance").
 PRESETS = {
     "teacache": {"slow": {"threshold": 0.08}, "fast": {"threshold": 0.2}},
-    "flowcache": {"slow": {"threshold": 0.1, "extrapolation": 0.5}, "fast": {"threshold": 0.15, "noise_power": 1.0, "extrapolation": 0.5}},
+    "flowcache": {"slow": {"threshold": 0.1, "extrapolation": 0.5},
+                  "fast": {"threshold": 0.15, "noise_power": 1.0, "extrapolation": 0.5}},
     "motioncache": {"slow": {"threshold": 0.1, "extrapolation": 0.5, "distance": "token", "shared_choice": True},
                     "fast": {"threshold": 0.17, "noise_power": 1.0, "extrapolation": 0.5, "distance": "token",
                              "shared_choice": True}},

@@ -1,6 +1,7 @@
 """`flowcache`: chunk-level caching. `chunked` plus a TeaCache decision per chunk and per CFG branch.
 
-Each active block keeps its own accumulator of the rescaled modulation change; it is computed in full
+Each active block keeps its own accumulator of the rescaled modulation change (with `noise_power` p, each step's
+change weighted by sigma^p, the block's noise level); it is computed in full
 during warm-up, on its last step, and whenever the accumulator passes the threshold; otherwise every
 token of the block reuses the block's residual (and its keys/values stay as last computed).
 """
