@@ -142,10 +142,7 @@ class TrainConfig:
     checkpoint_minutes: float = 3.0
     # recommended request defaults written to motioncache.json
     defaults: dict = dataclasses.field(default_factory=lambda: dict(
-        num_frames=33, num_inference_steps=30, guidance_scale=3.0, ar_step=2, fps=8, base_num_frames=97,
-        # motioncache-slow recalibrated on this model (per-token distance): 3.2-3.3x compute within 0.5 dB of
-        # flowcache-slow's PSNR at 2.7-2.8x (docs/benchmarks.md, "Per-token distance")
-        cache_presets={"motioncache": {"slow": {"threshold": 0.12}}}))
+        num_frames=33, num_inference_steps=30, guidance_scale=3.0, ar_step=2, fps=8, base_num_frames=97))
 
     def __post_init__(self):
         if self.paths not in PATH_STYLES:

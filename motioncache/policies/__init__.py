@@ -26,15 +26,16 @@ POLICIES = {p.name: p for p in (NoCache, ChunkedCache, TeaCache, FlowCache, Moti
 # half-way"). The knob's own default stays 0, the reference behaviour. Both motioncache presets measure each token's
 # own input change (distance token) and recompute the same tokens in both CFG branches: from ~3x compute up this
 # beats flowcache at the same speed by 3-4 dB (docs/benchmarks.md, "Per-token distance, one choice for both CFG
-# branches"); the plain policy keeps the reference's global distance and per-branch choices. Both fast presets
-# weight each step's distance by the noise level (noise_power 1): errors made late in a block's schedule cost the
-# video little, so recomputation moves to the early steps; motioncache-fast 5.03x at 22.7 dB -> 5.19x at 25.1 dB,
-# flowcache-fast 4.30x at 19.6 dB -> 4.56x at 22.3 dB (docs/benchmarks.md, "Noise-weighted distance").
+# branches"); the plain policy keeps the reference's global distance and per-branch choices. Every flowcache and
+# motioncache preset weights each step's distance by the noise level (noise_power 1): errors made late in a block's
+# schedule cost the video little, so recomputation moves to the early steps, and each preset got faster and sharper
+# (docs/benchmarks.md, "Noise-weighted distance"). The thresholds are calibrated on the shipped demo model.
 PRESETS = {
     "teacache": {"slow": {"threshold": 0.08}, "fast": {"threshold": 0.2}},
-    "flowcache": {"slow": {"threshold": 0.1, "extrapolation": 0.5},
+    "flowcache": {"slow": {"threshold": 0.07, "noise_power": 1.0, "extrapolation": 0.5},
                   "fast": {"threshold": 0.15, "noise_power": 1.0, "extrapolation": 0.5}},
-    "motioncache": {"slow": {"threshold": 0.1, "extrapolation": 0.5, "distance": "token", "shared_choice": True},
+    "motioncache": {"slow": {"threshold": 0.07, "noise_power": 1.0, "extrapolation": 0.5, "distance": "token",
+                             "shared_choice": True},
                     "fast": {"threshold": 0.17, "noise_power": 1.0, "extrapolation": 0.5, "distance": "token",
                              "shared_choice": True}},
 }
