@@ -1,9 +1,9 @@
 """`flowcache`: chunk-level caching. `chunked` plus a TeaCache decision per chunk and per CFG branch.
 
 Each active block keeps its own accumulator of the rescaled modulation change (with `noise_power` p, each step's
-change weighted by sigma^p, the block's noise level); it is computed in full
-during warm-up, on its last step, and whenever the accumulator passes the threshold; otherwise every
-token of the block reuses the block's residual (and its keys/values stay as last computed).
+change weighted by sigma^p, the block's noise level); it is computed in full during warm-up, on its last step, and
+whenever the accumulator passes the threshold; otherwise every token of the block reuses the block's residual (and
+its keys/values stay as last computed).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..knob_rules import knob, validate
-from .rescale import RESCALE_MODES, noise_weight, relative_l1, rescale
+from .rescale import RESCALE_MODES, relative_l1, rescale
 from .token_runner import TokenRunner
 
 
@@ -27,7 +27,7 @@ class FlowCache:
     monotone_rescale: bool = True
     force_last_step: bool = True
     extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
-    noise_power: float = knob(0.0, low=0)  # not in FlowCache: each step's distance times sigma^p (rescale.noise_weight)
+    noise_power: float = knob(0.0, low=0)  # not in FlowCache: each step's distance times sigma^p (token_runner.py)
 
     def __post_init__(self):
         validate(self)
@@ -53,8 +53,9 @@ class FlowCacheRunner(TokenRunner):
             self.acc[key] = 0.0
             return None
         d = float(rescale(relative_l1(mod, prev), self.cfg.rescale, self.cfg.monotone_rescale))
-        self.acc[key] = self.acc.get(key, 0.0) + d * noise_weight(row.frame_timesteps[self.ctx.blocks[block][0]],
-                                                                  self.cfg.noise_power)
+        if self.cfg.noise_power:
+            d *= self.noise_weight(row, block, self.cfg.noise_power)
+        self.acc[key] = self.acc.get(key, 0.0) + d
         if self.acc[key] >= self.cfg.threshold:
             self.acc[key] = 0.0
             return None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..knob_rules import knob, validate
-from .rescale import RESCALE_MODES, noise_weight, relative_l1, rescale
+from .rescale import RESCALE_MODES, relative_l1, rescale
 from .token_runner import TokenRunner
 
 
@@ -46,7 +46,7 @@ class MotionCache:
     # not in the reference: the unconditional branch recomputes the tokens the conditional one chose, so no token's
     # guided prediction mixes a fresh branch with a stale one, and both branches run as one batch
     shared_choice: bool = False
-    # not in the reference: each step's distance is weighted by sigma^noise_power (rescale.noise_weight), moving
+    # not in the reference: each step's distance is weighted by sigma^noise_power (token_runner.py), moving
     # recomputation from the late, low-noise steps to the early ones; 0 = unweighted
     noise_power: float = knob(0.0, low=0)
 
@@ -85,7 +85,8 @@ class MotionCacheRunner(TokenRunner):
             return None
         dim = None if cfg.distance == "global" else -1
         d = rescale(relative_l1(distance_input, prev, dim), cfg.rescale, cfg.monotone_rescale)
-        d = d * noise_weight(row.frame_timesteps[self.ctx.blocks[block][0]], cfg.noise_power)
+        if cfg.noise_power:
+            d = d * self.noise_weight(row, block, cfg.noise_power)
         phase1 = self.updates.get(key, 0) < cfg.phase1_updates
         weight = 1.0 if phase1 else self._motion_weights(branch, block).double()
         acc = self.acc[key] + d * weight

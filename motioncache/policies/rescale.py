@@ -4,9 +4,6 @@ The polynomial (fitted by TeaCache for Wan2.1-T2V-1.3B, the architecture of SkyR
 from 0.14 at x=0 to a minimum near x=0.03, is negative between about 0.17 and 0.33 and then climbs steeply.
 `monotone=True` (our default) uses a non-negative, non-decreasing version: a linear ramp from 0 to the
 polynomial's minimum, then its running maximum, so a bigger change never counts as less.
-
-`noise_weight` (not TeaCache's) scales a step's distance by sigma^p, the block's noise level at that step: an error
-made late in a block's schedule costs the finished video little, one made early changes what it shows.
 """
 
 from __future__ import annotations
@@ -56,8 +53,3 @@ def relative_l1(now: torch.Tensor, before: torch.Tensor, dim=None) -> torch.Tens
     if dim is None:
         return (now - before).abs().mean() / before.abs().mean().clamp(min=1e-12)
     return (now - before).abs().mean(dim) / before.abs().mean(dim).clamp(min=1e-12)
-
-
-def noise_weight(frame_timestep, power: float) -> float:
-    """sigma^power for a frame's scheduler timestep (flow matching: 1000 sigma, sigma in [0, 1]); 1 for power 0."""
-    return min(float(frame_timestep) / 1000.0, 1.0) ** power if power else 1.0

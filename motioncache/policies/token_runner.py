@@ -9,6 +9,10 @@ only); every other token takes h_in + R. Finished blocks are computed once in fu
 With `extrapolation` > 0 a reused token takes h_in + R1 + a * (R1 - R0) * (t - t1) / (t1 - t0) instead: R1 and
 R0 its last two computed residuals, at timesteps t1 and t0 (per token), t the current one; the ratio is
 capped at MAX_EXTRAPOLATION so a long run of reuse does not extrapolate far.
+
+`noise_weight` (the `noise_power` knob of flowcache and motioncache, not in the reference) scales a step's distance
+by sigma^p, the block's noise level: an error made late in a block's schedule costs the finished video little, one
+made early changes what it shows.
 """
 
 from __future__ import annotations
@@ -57,6 +61,14 @@ class TokenRunner(Runner):
     def choose(self, branch: int, block: int, row: RowInput, proj: torch.Tensor, x_in: torch.Tensor):
         raise NotImplementedError
 
+    def block_timestep(self, row: RowInput, block: int) -> float:
+        """The block's scheduler timestep on this row (its frames share one; flow matching: 1000 sigma)."""
+        return float(row.frame_timesteps[self.ctx.blocks[block][0]])
+
+    def noise_weight(self, row: RowInput, block: int, power: float) -> float:
+        """sigma^power of the block on this row, sigma in [0, 1]."""
+        return min(self.block_timestep(row, block) / 1000.0, 1.0) ** power
+
     def tokens(self, block: int) -> slice:
         s, e = self.ctx.blocks[block]
         return slice(s * self.ctx.hw, e * self.ctx.hw)
@@ -102,7 +114,7 @@ class TokenRunner(Runner):
             for k in row.active:
                 sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
                 mask = masks[b][k]
-                t = float(row.frame_timesteps[c.blocks[k][0]]) if self.extrapolation else 0.0
+                t = self.block_timestep(row, k) if self.extrapolation else 0.0
                 whole = mask is not None and not mask.any()  # every token reuses: no gather, nothing new to store
                 if whole:
                     x_out[b, sl] = x_in[sl] + self._reused_residual((b, k), t)
