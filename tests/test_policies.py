@@ -393,25 +393,25 @@ def test_denoised_motion_weights_single_out_the_token_that_changes():
 
 @pytest.mark.parametrize("policy", ["motioncache", "flowcache"])
 @pytest.mark.parametrize("power", [0.0, 1.0, 2.0])
-def test_noise_power_weights_each_steps_distance_by_the_noise_level(policy, power):
-    """The same modulation change adds sigma^p as much to the accumulator at noise level sigma: a change at
-    sigma 0.9 counts 3^p times one at sigma 0.3."""
+def test_noise_power_weights_each_steps_distance_by_the_blocks_remaining_schedule(policy, power):
+    """The same modulation change adds s^p as much to the accumulator, s the block's remaining share of its
+    schedule (not the shifted timestep): a change on step 6 of 50 (s 0.9) counts 3^p times one on step 36 (s 0.3)."""
     runner_class = {"motioncache": MotionCacheRunner, "flowcache": FlowCacheRunner}[policy]
 
-    def accumulated(timestep: int) -> float:
+    def accumulated(first_step: int) -> float:
         runner = runner_class.__new__(runner_class)
         runner.cfg = make_policy(policy, {"noise_power": power, "warmup": 0, "threshold": 1e9, "rescale": "identity",
                                           **({"temporal_voting": 0.0, "min_update_ratio": 0.0}
                                              if policy == "motioncache" else {})})
         runner.ctx = type("Ctx", (), {"blocks": [(0, 2)], "num_steps": 50, "hw": 4})()
         runner.acc, runner.prev, runner.prev_mod, runner.updates, runner.cond_choice = {}, {}, {}, {}, {}
-        t = torch.full((2,), timestep)
+        t = torch.full((2,), 500)  # the same timestep on every step: the weight must not read it
         proj = torch.ones(2, 6, 8)
-        for step, scale in ((1, 1.0), (2, 1.5)):  # the first step only stores the modulation
+        for step, scale in ((first_step - 1, 1.0), (first_step, 1.5)):  # the first call only stores the modulation
             row = RowInput(step, torch.zeros(1), t, [0], [step], [])
             runner.choose(0, 0, row, proj * scale, torch.zeros(8, 8))
         return float(torch.as_tensor(runner.acc[(0, 0)]).flatten()[0])
 
-    high, low = accumulated(900), accumulated(300)
+    high, low = accumulated(6), accumulated(36)
     assert high == pytest.approx(0.5 * 0.9 ** power) and low == pytest.approx(0.5 * 0.3 ** power)
     assert high / low == pytest.approx(3.0 ** power)

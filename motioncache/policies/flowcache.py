@@ -1,9 +1,9 @@
 """`flowcache`: chunk-level caching. `chunked` plus a TeaCache decision per chunk and per CFG branch.
 
 Each active block keeps its own accumulator of the rescaled modulation change (with `noise_power` p, each step's
-change weighted by sigma^p, the block's noise level); it is computed in full during warm-up, on its last step, and
-whenever the accumulator passes the threshold; otherwise every token of the block reuses the block's residual (and
-its keys/values stay as last computed).
+change weighted by s^p, s the block's remaining share of its schedule); it is computed in full during warm-up, on
+its last step, and whenever the accumulator passes the threshold; otherwise every token of the block reuses the
+block's residual (and its keys/values stay as last computed).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class FlowCache:
     monotone_rescale: bool = True
     force_last_step: bool = True
     extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
-    noise_power: float = knob(0.0, low=0)  # not in FlowCache: each step's distance times sigma^p (token_runner.py)
+    noise_power: float = knob(0.0, low=0)  # not in FlowCache: each step's distance times s^p (token_runner.py)
 
     def __post_init__(self):
         validate(self)

@@ -6,7 +6,7 @@ of its modulated input), w a per-token weight: 1 during phase 1 (the first `phas
 steps after warm-up), then a motion weight from inter-frame differences of the block's hidden state,
 rescaled per frame (`motion_source` denoised: from the inter-frame differences of the block's denoised
 estimate x0 instead, which the per-frame noise does not swamp); with `noise_power` p each step's d is weighted by
-sigma^p, the block's noise level. Tokens whose accumulator passes the threshold are recomputed; temporal voting
+s^p, s the block's remaining share of its schedule. Tokens whose accumulator passes the threshold are recomputed; temporal voting
 makes a spatial position update in all frames of the block or in none; if fewer than `min_update_ratio` of the
 tokens would update, the step reuses the residual for all of them. A block's last step always runs in full. With
 `shared_choice` the conditional branch's choice holds for the unconditional one.
@@ -46,8 +46,8 @@ class MotionCache:
     # not in the reference: the unconditional branch recomputes the tokens the conditional one chose, so no token's
     # guided prediction mixes a fresh branch with a stale one, and both branches run as one batch
     shared_choice: bool = False
-    # not in the reference: each step's distance is weighted by sigma^noise_power (token_runner.py), moving
-    # recomputation from the late, low-noise steps to the early ones; 0 = unweighted
+    # not in the reference: each step's distance is weighted by s^noise_power, s the block's remaining share of its
+    # schedule (token_runner.py), moving recomputation from the late, low-noise steps to the early ones; 0 = off
     noise_power: float = knob(0.0, low=0)
 
     def __post_init__(self):

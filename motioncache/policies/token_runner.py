@@ -11,8 +11,10 @@ R0 its last two computed residuals, at timesteps t1 and t0 (per token), t the cu
 capped at MAX_EXTRAPOLATION so a long run of reuse does not extrapolate far.
 
 `noise_weight` (the `noise_power` knob of flowcache and motioncache, not in the reference) scales a step's distance
-by sigma^p, the block's noise level: an error made late in a block's schedule costs the finished video little, one
-made early changes what it shows.
+by s^p, s the block's remaining share of its schedule (1 on its first step, 1/S on its last): its noise level before
+the flow shift. An error made late in a block's schedule costs the finished video little, one made early changes
+what it shows; the shifted sigma would hardly discount the late steps (at shift 5 it is still 0.36 five steps
+before the end of 50).
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ class TokenRunner(Runner):
         return float(row.frame_timesteps[self.ctx.blocks[block][0]])
 
     def noise_weight(self, row: RowInput, block: int, power: float) -> float:
-        """sigma^power of the block on this row, sigma in [0, 1]."""
-        return min(self.block_timestep(row, block) / 1000.0, 1.0) ** power
+        """s^power, s in (0, 1] the block's remaining share of its schedule on this row."""
+        return (1.0 - (row.block_steps[block] - 1) / self.ctx.num_steps) ** power
 
     def tokens(self, block: int) -> slice:
         s, e = self.ctx.blocks[block]
