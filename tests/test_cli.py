@@ -76,10 +76,12 @@ def test_bench_writes_the_documented_json(tiny_dir, tmp_path):
     by_policy = {r["policy"]: r for r in report["results"]}
     assert set(by_policy) == {"none", "chunked", exact} and len(report["runs"]) == 6
     assert by_policy["none"]["psnr"] is None  # identical to itself: infinite PSNR is written as null
+    chunked_runs = [r["psnr"] for r in report["runs"] if r["policy"] == "chunked"]
+    assert by_policy["chunked"]["psnr_worst"] == min(chunked_runs) <= by_policy["chunked"]["psnr"]
     assert by_policy["chunked"]["psnr"] > 60 and by_policy["chunked"]["compute_speedup"] > 1.0
     assert by_policy[exact]["knobs"]["warmup"] == 2 and by_policy[exact]["knobs"]["threshold"] == 0.0
     assert by_policy[exact]["psnr"] > 60 and by_policy[exact]["token_skip_rate"] == 0.0
-    assert "chunked" in p.stdout and "compute x" in p.stdout
+    assert "chunked" in p.stdout and "compute x" in p.stdout and "worst" in p.stdout
     bad = run("bench", "--model", str(tiny_dir), "--policies", "motioncache:threshold", "--prompt", "x")
     assert bad.returncode == 2 and "name=value" in bad.stderr and "Traceback" not in bad.stderr
 
