@@ -237,7 +237,7 @@ def test_presets_and_knobs():
     assert (slow.warmup, slow.phase1_updates, slow.motion_weights, slow.motion_floor, slow.temporal_voting,
             slow.min_update_ratio) == (4, 6, "max_rescale", 0.6, 0.5, 0.4)
     assert (slow.distance, slow.shared_choice, fast.distance, fast.shared_choice) == ("token", True, "token", True)
-    assert (slow.noise_power, fast.noise_power) == (1.0, 1.0)
+    assert (slow.noise_power, fast.noise_power) == (1.0, 0.5)
     assert make_policy("motioncache").distance == "global" and not make_policy("motioncache").shared_choice
     for preset in (slow, fast, make_policy("flowcache-slow"), make_policy("flowcache-fast")):
         assert preset.extrapolation == 0.5  # presets extrapolate half-way ...

@@ -27,18 +27,17 @@ POLICIES = {p.name: p for p in (NoCache, ChunkedCache, TeaCache, FlowCache, Moti
 # own input change (distance token) and recompute the same tokens in both CFG branches: from ~3x compute up this
 # beats flowcache at the same speed by 3-4 dB (docs/benchmarks.md, "Per-token distance, one choice for both CFG
 # branches"); the plain policy keeps the reference's global distance and per-branch choices. Every flowcache and
-# motioncache preset weights each step's distance by the block's remaining share of its schedule (noise_power 1):
-# errors made late in a block's schedule cost the video little, so recomputation moves to the early steps
-# (docs/benchmarks.md, "Noise-weighted distance" and "Weighting by the schedule, not the shifted sigma"). The
-# thresholds are calibrated on the shipped demo model: each slow preset is its policy's fastest at >= 30 dB median
-# PSNR on the bench's defaults.
+# motioncache preset weights each step's distance by the block's remaining share of its schedule (noise_power 1,
+# 0.5 for motioncache-fast): errors made late in a block's schedule cost the video little, so recomputation moves
+# to the early steps (docs/benchmarks.md, "Noise-weighted distance" and "Weighting by the schedule, not the shifted
+# sigma"). The thresholds are calibrated on the shipped demo model.
 PRESETS = {
     "teacache": {"slow": {"threshold": 0.08}, "fast": {"threshold": 0.2}},
-    "flowcache": {"slow": {"threshold": 0.06, "noise_power": 1.0, "extrapolation": 0.5},
+    "flowcache": {"slow": {"threshold": 0.05, "noise_power": 1.0, "extrapolation": 0.5},
                   "fast": {"threshold": 0.08, "noise_power": 1.0, "extrapolation": 0.5}},
-    "motioncache": {"slow": {"threshold": 0.06, "noise_power": 1.0, "extrapolation": 0.5, "distance": "token",
+    "motioncache": {"slow": {"threshold": 0.05, "noise_power": 1.0, "extrapolation": 0.5, "distance": "token",
                              "shared_choice": True},
-                    "fast": {"threshold": 0.09, "noise_power": 1.0, "extrapolation": 0.5, "distance": "token",
+                    "fast": {"threshold": 0.15, "noise_power": 0.5, "extrapolation": 0.5, "distance": "token",
                              "shared_choice": True}},
 }
 
