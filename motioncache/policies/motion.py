@@ -6,10 +6,10 @@ of its modulated input), w a per-token weight: 1 during phase 1 (the first `phas
 steps after warm-up), then a motion weight from inter-frame differences of the block's hidden state,
 rescaled per frame (`motion_source` denoised: from the inter-frame differences of the block's denoised
 estimate x0 instead, which the per-frame noise does not swamp); with `noise_power` p each step's d is weighted by
-s^p, s the block's remaining share of its schedule. Tokens whose accumulator passes the threshold are recomputed; temporal voting
-makes a spatial position update in all frames of the block or in none; if fewer than `min_update_ratio` of the
-tokens would update, the step reuses the residual for all of them. A block's last step always runs in full. With
-`shared_choice` the conditional branch's choice holds for the unconditional one.
+s^p, s the block's remaining share of its schedule. Tokens whose accumulator passes the threshold are recomputed;
+temporal voting makes a spatial position update in all frames of the block or in none; if fewer than
+`min_update_ratio` of the tokens would update, the step reuses the residual for all of them. A block's last step
+always runs in full. With `shared_choice` the conditional branch's choice holds for the unconditional one.
 """
 
 from __future__ import annotations
