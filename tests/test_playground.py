@@ -187,6 +187,8 @@ def test_cancel_stops_a_running_job(page, client):
     job_id = page.get_attribute("#status", "data-job")
     # the progress bar follows the job view's denoising rows
     page.wait_for_selector("#progress:not([hidden])", timeout=10000)
+    # the bar can show before the first progress event moves it off 0 (seen once in a full run)
+    page.wait_for_function("() => document.getElementById('progress').value > 0", timeout=10000)
     bar = page.evaluate("() => { const p = document.getElementById('progress'); return [p.value, p.max]; }")
     assert bar[1] == client.get(job_id)["progress"]["rows_total"] and 0 < bar[0] < bar[1]
     page.click("#cancel")
