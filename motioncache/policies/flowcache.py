@@ -53,9 +53,7 @@ class FlowCacheRunner(TokenRunner):
             self.acc[key] = 0.0
             return None
         d = float(rescale(relative_l1(mod, prev), self.cfg.rescale, self.cfg.monotone_rescale))
-        if self.cfg.noise_power:
-            d *= self.noise_weight(row, block, self.cfg.noise_power)
-        self.acc[key] = self.acc.get(key, 0.0) + d
+        self.acc[key] = self.acc.get(key, 0.0) + self.noise_weighted(d, row, block, self.cfg.noise_power)
         if self.acc[key] >= self.cfg.threshold:
             self.acc[key] = 0.0
             return None

@@ -84,9 +84,8 @@ class MotionCacheRunner(TokenRunner):
             self.acc[key] = torch.zeros(n, dtype=torch.float64, device=x_in.device)
             return None
         dim = None if cfg.distance == "global" else -1
-        d = rescale(relative_l1(distance_input, prev, dim), cfg.rescale, cfg.monotone_rescale)
-        if cfg.noise_power:
-            d = d * self.noise_weight(row, block, cfg.noise_power)
+        d = self.noise_weighted(rescale(relative_l1(distance_input, prev, dim), cfg.rescale, cfg.monotone_rescale),
+                                row, block, cfg.noise_power)
         phase1 = self.updates.get(key, 0) < cfg.phase1_updates
         weight = 1.0 if phase1 else self._motion_weights(branch, block).double()
         acc = self.acc[key] + d * weight

@@ -10,7 +10,7 @@ With `extrapolation` > 0 a reused token takes h_in + R1 + a * (R1 - R0) * (t - t
 R0 its last two computed residuals, at timesteps t1 and t0 (per token), t the current one; the ratio is
 capped at MAX_EXTRAPOLATION so a long run of reuse does not extrapolate far.
 
-`noise_weight` (the `noise_power` knob of flowcache and motioncache, not in the reference) scales a step's distance
+`noise_weighted` (the `noise_power` knob of flowcache and motioncache, not in the reference) scales a step's distance
 by s^p, s the block's remaining share of its schedule (1 on its first step, 1/S on its last): its noise level before
 the flow shift. An error made late in a block's schedule costs the finished video little, one made early changes
 what it shows; the shifted sigma would hardly discount the late steps (at shift 5 it is still 0.36 five steps
@@ -63,13 +63,11 @@ class TokenRunner(Runner):
     def choose(self, branch: int, block: int, row: RowInput, proj: torch.Tensor, x_in: torch.Tensor):
         raise NotImplementedError
 
-    def block_timestep(self, row: RowInput, block: int) -> float:
-        """The block's scheduler timestep on this row (its frames share one; flow matching: 1000 sigma)."""
-        return float(row.frame_timesteps[self.ctx.blocks[block][0]])
-
-    def noise_weight(self, row: RowInput, block: int, power: float) -> float:
-        """s^power, s in (0, 1] the block's remaining share of its schedule on this row."""
-        return (1.0 - (row.block_steps[block] - 1) / self.ctx.num_steps) ** power
+    def noise_weighted(self, distance, row: RowInput, block: int, power: float):
+        """distance * s^power, s in (0, 1] the block's remaining share of its schedule on this row (power 0: as is)."""
+        if not power:
+            return distance
+        return distance * (1.0 - (row.block_steps[block] - 1) / self.ctx.num_steps) ** power
 
     def tokens(self, block: int) -> slice:
         s, e = self.ctx.blocks[block]
@@ -116,7 +114,7 @@ class TokenRunner(Runner):
             for k in row.active:
                 sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
                 mask = masks[b][k]
-                t = self.block_timestep(row, k) if self.extrapolation else 0.0
+                t = float(row.frame_timesteps[c.blocks[k][0]]) if self.extrapolation else 0.0
                 whole = mask is not None and not mask.any()  # every token reuses: no gather, nothing new to store
                 if whole:
                     x_out[b, sl] = x_in[sl] + self._reused_residual((b, k), t)
