@@ -27,10 +27,6 @@ class FlowCache:
     monotone_rescale: bool = True
     force_last_step: bool = True
     extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
-    # not in the reference: after guidance_start of a block's schedule the unconditional branch runs only every
-    # guidance_interval-th step; in between its prediction is the conditional one minus the last difference (1 = off)
-    guidance_interval: int = knob(1, low=1)
-    guidance_start: float = knob(0.3, low=0, high=1)
     noise_power: float = knob(0.0, low=0)  # not in FlowCache: each step's distance times s^p (token_runner.py)
 
     def __post_init__(self):
@@ -42,7 +38,7 @@ class FlowCache:
 
 class FlowCacheRunner(TokenRunner):
     def __init__(self, ctx, cfg: FlowCache):
-        super().__init__(ctx, cfg.extrapolation, cfg.guidance_interval, cfg.guidance_start)
+        super().__init__(ctx, cfg.extrapolation)
         self.cfg = cfg
         self.acc: dict[tuple[int, int], float] = {}
         self.prev_mod: dict[tuple[int, int], torch.Tensor] = {}

@@ -41,10 +41,6 @@ class MotionCache:
     monotone_rescale: bool = True  # fix: non-negative, monotone rescale polynomial
     force_last_step: bool = True  # fix: a block's last step is always computed
     extrapolation: float = knob(0.0, low=0)  # reused tokens extrapolate their last two residuals (token_runner.py)
-    # not in the reference: after guidance_start of a block's schedule the unconditional branch runs only every
-    # guidance_interval-th step; in between its prediction is the conditional one minus the last difference (1 = off)
-    guidance_interval: int = knob(1, low=1)
-    guidance_start: float = knob(0.3, low=0, high=1)
     # fix: a frame with no previous frame gets full weight (reference: floor)
     missing_prev_weight: float = knob(1.0, low=0, high=1)
     # not in the reference: the unconditional branch recomputes the tokens the conditional one chose, so no token's
@@ -63,7 +59,7 @@ class MotionCache:
 
 class MotionCacheRunner(TokenRunner):
     def __init__(self, ctx, cfg: MotionCache):
-        super().__init__(ctx, cfg.extrapolation, cfg.guidance_interval, cfg.guidance_start)
+        super().__init__(ctx, cfg.extrapolation)
         self.cfg = cfg
         self.acc: dict[tuple[int, int], torch.Tensor] = {}
         self.prev: dict[tuple[int, int], torch.Tensor] = {}  # previous modulation (global) or modulated input

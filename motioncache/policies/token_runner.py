@@ -37,14 +37,9 @@ class TokenStore:
 
 
 class TokenRunner(Runner):
-    def __init__(self, ctx, extrapolation: float = 0.0, guidance_interval: int = 1, guidance_start: float = 0.0):
+    def __init__(self, ctx, extrapolation: float = 0.0):
         super().__init__(ctx)
         self.extrapolation = extrapolation
-        self.guidance_interval = guidance_interval if ctx.branches == 2 else 1
-        self.guidance_first = round(guidance_start * ctx.num_steps)  # the last step that always runs both branches
-        self.guidance_delta: dict[int, torch.Tensor] = {}  # block -> cond - uncond prediction when both last ran
-        self.missed: dict[int, torch.Tensor | None] = {}  # block -> tokens the cond branch ran while uncond skipped
-        self.kv_delta: dict[int, list] = {}  # block -> per layer (cond - uncond keys, values) when both last ran
         d = ctx.denoiser
         cfg = d.model.config
         hw, frames = ctx.hw, ctx.window.num_frames
@@ -74,19 +69,6 @@ class TokenRunner(Runner):
             return distance
         return distance * (1.0 - (row.block_steps[block] - 1) / self.ctx.num_steps) ** power
 
-    def uncond_reused(self, row: RowInput, block: int) -> bool:
-        """Whether the unconditional branch skips this block on this row (its prediction = cond - kept delta)."""
-        step = row.block_steps[block] - self.guidance_first
-        return self.guidance_interval > 1 and step > 0 and step % self.guidance_interval != 0 \
-            and block in self.guidance_delta
-
-    def _shift_uncond_keys(self, blocks) -> None:
-        for k in blocks:
-            sl = self.tokens(k)
-            for (kk, vv), (dk, dv) in zip(zip(self.store.k, self.store.v), self.kv_delta[k]):
-                kk[1, sl] = kk[0, sl] - dk
-                vv[1, sl] = vv[0, sl] - dv
-
     def tokens(self, block: int) -> slice:
         s, e = self.ctx.blocks[block]
         return slice(s * self.ctx.hw, e * self.ctx.hw)
@@ -103,28 +85,20 @@ class TokenRunner(Runner):
         x_in = d.embed(row.model_input[:, :, f0:c.blocks[row.active[-1]][1]])[0]  # [tokens, dim], all branches
         layers = len(d.model.blocks)
         chosen, masks = [], []
-        skip_uncond = [k for k in row.active if self.uncond_reused(row, k)]
         for b in range(c.branches):
             parts = [torch.arange(self.tokens(k).start, self.tokens(k).stop) for k in commit]
             masks.append({})
             for k in row.active:
                 sl = self.tokens(k)
-                if b == 1 and k in skip_uncond:
-                    self.missed[k] = _union(self.missed.get(k, False), masks[0][k])
-                    continue
                 mask = self.choose(b, k, row, proj, x_in[sl.start - t0:sl.stop - t0])
-                if b == 1 and k in self.missed:  # also what the conditional branch recomputed while this one skipped
-                    mask = _union(mask, self.missed.pop(k))
                 if (b, k) not in self.residual:
                     mask = None  # never computed yet: nothing to reuse
                 masks[b][k] = mask
                 idx = torch.arange(sl.start, sl.stop)
                 parts.append(idx if mask is None else idx[mask.cpu()])
-            chosen.append(torch.cat(parts).to(x_in.device) if parts else torch.zeros(0, dtype=torch.long, device=x_in.device))
+            chosen.append(torch.cat(parts).to(x_in.device))
         x_out = x_in[None].repeat(c.branches, 1, 1)
         for group in _same_choice(chosen):  # branches that chose the same tokens run as one batch
-            if 1 in group:  # a skipped block's unconditional keys/values: the conditional ones minus the last difference
-                self._shift_uncond_keys(skip_uncond)
             index = chosen[group[0]]
             if not len(index):
                 continue
@@ -139,9 +113,6 @@ class TokenRunner(Runner):
                 self.last_out[(b, k)] = x_out[b, sl.start - t0:sl.stop - t0]
             for k in row.active:
                 sl = slice(self.tokens(k).start - t0, self.tokens(k).stop - t0)
-                if k not in masks[b]:  # the unconditional branch skipped it: nothing computed, nothing to keep
-                    d.counter.token_layer_reused += (sl.stop - sl.start) * layers
-                    continue
                 mask = masks[b][k]
                 t = float(row.frame_timesteps[c.blocks[k][0]]) if self.extrapolation else 0.0
                 whole = mask is not None and not mask.any()  # every token reuses: no gather, nothing new to store
@@ -158,16 +129,6 @@ class TokenRunner(Runner):
         outs = x_out[:, t_act - t0:]
         fa, fe = c.blocks[row.active[0]][0], c.blocks[row.active[-1]][1]
         pred = d.head(outs, temb[fa:fe], c.hp, c.wp)
-        if self.guidance_interval > 1:
-            for k in row.active:
-                s, e = c.blocks[k][0] - fa, c.blocks[k][1] - fa
-                if k in skip_uncond:
-                    pred[1, :, s:e] = pred[0, :, s:e] - self.guidance_delta[k]
-                else:
-                    self.guidance_delta[k] = pred[0, :, s:e] - pred[1, :, s:e]
-                    sl = self.tokens(k)
-                    self.kv_delta[k] = [(kk[0, sl] - kk[1, sl], vv[0, sl] - vv[1, sl])
-                                        for kk, vv in zip(self.store.k, self.store.v)]
         if self.denoised is not None:
             self._keep_denoised(row, pred, fa)
         return pred, fa
@@ -214,13 +175,6 @@ class TokenRunner(Runner):
             self.prev_residual[key] = torch.where(computed[:, None], old, self.prev_residual[key])
             computed = computed.cpu()
             self.times[key] = (torch.where(computed, t, t1), torch.where(computed, t1, t0))
-
-
-def _union(a, b):
-    """Two token choices (bool masks, None = every token, False = none) as one."""
-    if a is None or b is None:
-        return None
-    return a | b
 
 
 def _same_choice(chosen: list[torch.Tensor]) -> list[list[int]]:
