@@ -1,4 +1,4 @@
-"""`motioncache` command line: generate, bench, make-tiny-model, serve, worker, client, train-demo, evaluate.
+"""`motioncache` command line: generate, bench, calibrate, make-tiny-model, serve, worker, client, train-demo, evaluate.
 
 Errors are one clear line on stderr and exit status 2, never a traceback.
 """
@@ -142,10 +142,8 @@ BENCH_SCHEDULE = dict(num_inference_steps=50, ar_step=5, causal_block_size=5, ba
 BENCH_POLICIES = "none,chunked,teacache-slow,flowcache-slow,motioncache-slow,motioncache-fast"
 
 
-def cmd_bench(args) -> None:
-    from .bench import benchmark, format_table, write_json
-    from .request import GenerationRequest
-
+def _prompts(args) -> list[str]:
+    """--prompt (repeatable) and the lines of --prompts FILE."""
     prompts = list(args.prompt or [])
     if args.prompts:
         try:
@@ -154,6 +152,14 @@ def cmd_bench(args) -> None:
             raise CliError(f"cannot read --prompts {args.prompts}: {e.strerror}") from None
     if not prompts:
         raise CliError("give --prompt TEXT (repeatable) or --prompts FILE (one prompt per line)")
+    return prompts
+
+
+def cmd_bench(args) -> None:
+    from .bench import benchmark, format_table, write_json
+    from .request import GenerationRequest
+
+    prompts = _prompts(args)
     knobs = {**BENCH_SCHEDULE, **_request_fields(args)}
     cache_knobs = knobs.pop("cache")["knobs"]
     GenerationRequest(prompt=prompts[0], **knobs)  # fail fast on bad knobs, before loading the model
@@ -169,6 +175,36 @@ def cmd_bench(args) -> None:
     print(format_table(report))
     if args.json:
         write_json(report, args.json)
+
+
+def cmd_calibrate(args) -> None:
+    from .calibrate import calibrate, split_preset, write_preset
+    from .policies import make_policy
+    from .request import GenerationRequest
+
+    split_preset(args.cache)
+    if args.target_psnr <= 0 or args.high <= 0 or args.iterations < 1:
+        raise CliError("--target-psnr and --high must be positive and --iterations at least 1")
+    prompts = _prompts(args)
+    knobs = {**BENCH_SCHEDULE, **_request_fields(args)}
+    cache = knobs.pop("cache")
+    GenerationRequest(prompt=prompts[0], **knobs, cache=cache)  # fail fast, before loading the model
+    make_policy(args.cache, cache["knobs"])
+    engine = load_engine(args.model, args.device, args.dtype, args.threads)
+    log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    result = calibrate(engine, args.cache, prompts, args.seeds, knobs, args.target_psnr, args.high, args.iterations,
+                       cache_knobs=cache["knobs"], log=log)
+    if result["compute_speedup"] is None:
+        print(f"{args.cache}: no threshold above 0 held {args.target_psnr:g} dB (smallest tried "
+              f"{result['tried'][-1]['threshold']:.4g}: {result['tried'][-1]['psnr']:.2f} dB); nothing written")
+    else:
+        print(f"{args.cache}: threshold {result['threshold']:.4g} -> {result['compute_speedup']:.2f}x compute, "
+              f"median PSNR {result['psnr']:.2f} dB (worst {result['psnr_worst']:.2f}) against none")
+        if args.write:
+            path = write_preset(args.model or DEFAULT_MODEL, args.cache, {**cache["knobs"], "threshold": result["threshold"]})
+            print(f"wrote {args.cache} threshold {result['threshold']:.4g} to {path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def cmd_make_tiny_model(args) -> None:
@@ -207,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true")
     _add_generation_args(b)
     b.set_defaults(func=cmd_bench)
+    c = sub.add_parser("calibrate", help="find the threshold a preset needs on this model for a target PSNR")
+    c.add_argument("--target-psnr", type=float, required=True, help="median PSNR (dB) against none to hold")
+    c.add_argument("--prompt", action="append", help="a prompt (repeatable)")
+    c.add_argument("--prompts", help="file with one prompt per line")
+    c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
+    c.add_argument("--high", type=float, default=1.0, help="largest threshold to consider")
+    c.add_argument("--iterations", type=int, default=6, help="bisection steps")
+    c.add_argument("--write", action="store_true", help="store the threshold in the model's motioncache.json")
+    c.add_argument("--json", help="write every threshold tried as JSON")
+    c.add_argument("--threads", type=int, help="torch CPU threads")
+    c.add_argument("--quiet", action="store_true")
+    _add_generation_args(c)  # --cache names the preset to calibrate
+    c.set_defaults(func=cmd_calibrate)
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight model directory (tests, smoke runs)")
     t.add_argument("dir")
     t.add_argument("--layers", type=int, default=2)

@@ -1,0 +1,78 @@
+"""`motioncache calibrate`: the threshold a cache preset needs on a model to hold a target PSNR.
+
+TeaCache-style thresholds depend on the model (how far its timestep modulation moves per step), so presets
+calibrated on the demo model do not carry over to a real checkpoint. This runs `none` once per prompt and seed,
+then bisects the preset's threshold for the largest one whose median PSNR against `none` stays at or above the
+target (threshold 0 recomputes everything: the exact `chunked` path). `write_preset` stores the result in the
+model's motioncache.json (`cache_presets`), where the engine, the CLI and the server read it under the same name.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .bench import run_once
+from .policies import PRESETS, make_policy
+from .quality import psnr
+from .request import GenerationRequest
+
+
+def split_preset(spec: str) -> tuple[str, str]:
+    """'motioncache-slow' -> ('motioncache', 'slow'); ValueError unless it names a preset with a threshold."""
+    policy, _, preset = spec.partition("-")
+    if preset not in PRESETS.get(policy, {}):
+        known = ", ".join(f"{p}-{s}" for p, ps in PRESETS.items() for s in ps)
+        raise ValueError(f"calibrate takes a preset ({known}), got {spec!r}")
+    return policy, preset
+
+
+def calibrate(engine, spec: str, prompts: list[str], seeds: int, knobs: dict, target_psnr: float,
+              high: float = 1.0, iterations: int = 6, cache_knobs: dict | None = None, log=print) -> dict:
+    """{"threshold", "psnr", "psnr_worst", "compute_speedup", "tried": [...]}: the largest threshold in [0, high]
+    found by `iterations` bisection steps whose median PSNR is >= target_psnr (threshold 0 and compute_speedup None
+    if none above 0 is). knobs: the generation's; cache_knobs: the preset's other knobs, held fixed."""
+    split_preset(spec)
+    cases = [(p, s) for p in prompts for s in range(seeds)]
+    refs = [run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs, cache={"policy": "none"}))["frames"]
+            for p, s in cases]
+    tried = []
+
+    def measure(threshold: float) -> dict:
+        runs = [run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs,
+                                                   cache={"policy": spec, "knobs": {**(cache_knobs or {}), "threshold": threshold}}))
+                for p, s in cases]
+        scores = [psnr(r["frames"], ref) for r, ref in zip(runs, refs)]
+        row = {"threshold": threshold, "psnr": statistics.median(scores), "psnr_worst": min(scores),
+               "compute_speedup": statistics.median(r["reference_flops"] / r["flops"] for r in runs)}
+        tried.append(row)
+        log(f"  threshold {threshold:.4g}: {row['compute_speedup']:.2f}x compute, median PSNR {row['psnr']:.2f} dB")
+        return row
+
+    best = {"threshold": 0.0, "psnr": float("inf"), "psnr_worst": float("inf"), "compute_speedup": None}
+    low = 0.0
+    top = measure(high)
+    if top["psnr"] >= target_psnr:
+        best, low = top, high
+    else:
+        for _ in range(iterations):
+            mid = (low + high) / 2
+            row = measure(mid)
+            if row["psnr"] >= target_psnr:
+                best, low = row, mid
+            else:
+                high = mid
+    return {"policy": spec, "target_psnr": target_psnr, **best, "tried": tried}
+
+
+def write_preset(model_dir: str | Path, spec: str, knobs: dict) -> Path:
+    """Set the preset's knobs in model_dir/motioncache.json (cache_presets), keeping everything else there."""
+    policy, preset = split_preset(spec)
+    checked = make_policy(spec, knobs)  # a bad knob fails here, not in the next request; values stored typed
+    path = Path(model_dir) / "motioncache.json"
+    config = json.loads(path.read_text()) if path.exists() else {}
+    config.setdefault("cache_presets", {}).setdefault(policy, {}).setdefault(preset, {}).update(
+        {key: getattr(checked, key) for key in knobs})
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path

@@ -1,0 +1,61 @@
+import json
+import shutil
+
+from motioncache.calibrate import calibrate
+from motioncache.engine import Engine
+from motioncache.model_files import load_components
+from motioncache.request import GenerationRequest
+from test_cli import SMALL, run
+
+KNOBS = {"height": 32, "width": 48, "num_inference_steps": 6, "ar_step": 1, "causal_block_size": 3, "num_frames": 33}
+CACHE = {"rescale": "identity", "warmup": 1}  # the tiny random model's modulation moves too far for wan_1_3b
+
+
+def test_bisection_keeps_the_largest_threshold_that_holds_the_target(engine):
+    # full-size threshold first: on the tiny model it reuses enough to fall below 50 dB, so the search bisects
+    result = calibrate(engine, "motioncache-slow", ["a red circle"], 1, KNOBS, 50.0, iterations=4, cache_knobs=CACHE,
+                       log=lambda *_: None)
+    tried = result["tried"]
+    assert [row["threshold"] for row in tried[:2]] == [1.0, 0.5] and len(tried) == 5
+    assert tried[0]["psnr"] < 50.0 and result["psnr"] >= 50.0 and result["compute_speedup"] > 1.0
+    assert result["threshold"] in [row["threshold"] for row in tried]
+    # bisection: every threshold tried above the answer missed the target, and the answer is the largest that held
+    assert all(row["psnr"] < 50.0 for row in tried if row["threshold"] > result["threshold"])
+    assert result["threshold"] == max(row["threshold"] for row in tried if row["psnr"] >= 50.0)
+
+
+def test_an_unreachable_target_reports_nothing_found(engine):
+    result = calibrate(engine, "flowcache-slow", ["a red circle"], 1, KNOBS, 500.0, high=0.5, iterations=2,
+                       cache_knobs=CACHE, log=lambda *_: None)
+    assert result["threshold"] == 0.0 and result["compute_speedup"] is None
+    assert [row["threshold"] for row in result["tried"]] == [0.5, 0.25, 0.125]
+
+
+def test_write_stores_the_preset_in_the_model_and_requests_use_it(tiny_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_dir, model)
+    out = tmp_path / "c.json"
+    p = run("calibrate", "--model", str(model), "--cache", "motioncache-slow", "--cache-knob", "rescale=identity",
+            "--cache-knob", "warmup=1", "--target-psnr", "20", "--prompt", "a red circle", "--num-frames", "33",
+            "--iterations", "2", "--write", "--json", str(out), "--quiet", *SMALL)
+    assert p.returncode == 0, p.stderr
+    found = json.loads(out.read_text())["threshold"]
+    assert found > 0 and f"wrote motioncache-slow threshold {found:.4g}" in p.stdout
+    config = json.loads((model / "motioncache.json").read_text())
+    assert config["cache_presets"]["motioncache"]["slow"] == {"rescale": "identity", "warmup": 1, "threshold": found}
+    assert config["num_frames"] == json.loads((tiny_dir / "motioncache.json").read_text())["num_frames"]  # kept
+    policy = Engine(load_components(model)).plan(
+        GenerationRequest(prompt="x", **KNOBS, cache={"policy": "motioncache-slow"})).policy
+    assert (policy.threshold, policy.warmup, policy.rescale) == (found, 1, "identity")
+    assert policy.shared_choice  # the built-in preset's other knobs still hold
+
+
+def test_calibrate_rejects_what_it_cannot_calibrate(tiny_dir):
+    plain = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache", "--target-psnr", "30",
+                "--prompt", "x")
+    assert plain.returncode == 2 and "calibrate takes a preset" in plain.stderr and "Traceback" not in plain.stderr
+    no_prompt = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow", "--target-psnr", "30")
+    assert no_prompt.returncode == 2 and "--prompt" in no_prompt.stderr
+    bad_knob = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow", "--target-psnr", "30",
+                   "--prompt", "x", "--cache-knob", "warmup=-1")
+    assert bad_knob.returncode == 2 and "warmup" in bad_knob.stderr
