@@ -186,7 +186,7 @@ def cmd_calibrate(args) -> None:
     if args.target_psnr <= 0 or args.high <= 0 or args.iterations < 1:
         raise CliError("--target-psnr and --high must be positive and --iterations at least 1")
     prompts = _prompts(args)
-    knobs = {**BENCH_SCHEDULE, **_request_fields(args)}
+    knobs = _request_fields(args)  # unset knobs: the model's defaults, as served (not the bench's schedule)
     cache = knobs.pop("cache")
     GenerationRequest(prompt=prompts[0], **knobs, cache=cache)  # fail fast, before loading the model
     make_policy(args.cache, cache["knobs"])
