@@ -20,7 +20,7 @@ from .request import GenerationRequest
 
 
 def split_preset(spec: str) -> tuple[str, str]:
-    """'motioncache-slow' -> ('motioncache', 'slow'); ValueError unless it names a preset with a threshold."""
+    """'motioncache-slow' -> ('motioncache', 'slow'); ValueError unless it names a preset."""
     policy, _, preset = spec.partition("-")
     if preset not in PRESETS.get(policy, {}):
         known = ", ".join(f"{p}-{s}" for p, ps in PRESETS.items() for s in ps)
@@ -40,9 +40,8 @@ def calibrate(engine, spec: str, prompts: list[str], seeds: int, knobs: dict, ta
     tried = []
 
     def measure(threshold: float) -> dict:
-        runs = [run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs,
-                                                   cache={"policy": spec, "knobs": {**(cache_knobs or {}), "threshold": threshold}}))
-                for p, s in cases]
+        cache = {"policy": spec, "knobs": {**(cache_knobs or {}), "threshold": threshold}}
+        runs = [run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs, cache=cache)) for p, s in cases]
         scores = [psnr(r["frames"], ref) for r, ref in zip(runs, refs)]
         row = {"threshold": threshold, "psnr": statistics.median(scores), "psnr_worst": min(scores),
                "compute_speedup": statistics.median(r["reference_flops"] / r["flops"] for r in runs)}
@@ -50,7 +49,7 @@ def calibrate(engine, spec: str, prompts: list[str], seeds: int, knobs: dict, ta
         log(f"  threshold {threshold:.4g}: {row['compute_speedup']:.2f}x compute, median PSNR {row['psnr']:.2f} dB")
         return row
 
-    best = {"threshold": 0.0, "psnr": float("inf"), "psnr_worst": float("inf"), "compute_speedup": None}
+    best = {"threshold": 0.0, "psnr": None, "psnr_worst": None, "compute_speedup": None}  # none found
     low = 0.0
     top = measure(high)
     if top["psnr"] >= target_psnr:

@@ -178,6 +178,7 @@ def cmd_bench(args) -> None:
 
 
 def cmd_calibrate(args) -> None:
+    from .bench import write_json
     from .calibrate import calibrate, split_preset, write_preset
     from .policies import make_policy
     from .request import GenerationRequest
@@ -201,10 +202,11 @@ def cmd_calibrate(args) -> None:
         print(f"{args.cache}: threshold {result['threshold']:.4g} -> {result['compute_speedup']:.2f}x compute, "
               f"median PSNR {result['psnr']:.2f} dB (worst {result['psnr_worst']:.2f}) against none")
         if args.write:
-            path = write_preset(args.model or DEFAULT_MODEL, args.cache, {**cache["knobs"], "threshold": result["threshold"]})
+            knobs = {**cache["knobs"], "threshold": result["threshold"]}
+            path = write_preset(args.model or DEFAULT_MODEL, args.cache, knobs)
             print(f"wrote {args.cache} threshold {result['threshold']:.4g} to {path}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(result, args.json)
 
 
 def cmd_make_tiny_model(args) -> None:
