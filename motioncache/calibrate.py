@@ -1,9 +1,9 @@
 """`motioncache calibrate`: the threshold a cache preset needs on a model to hold a target PSNR.
 
 TeaCache-style thresholds depend on the model (how far its timestep modulation moves per step), so presets
-calibrated on the demo model do not carry over to a real checkpoint. This runs `none` once per prompt and seed,
-then bisects the preset's threshold for the largest one whose median PSNR against `none` stays at or above the
-target (threshold 0 recomputes everything: the exact `chunked` path). `write_preset` stores the result in the
+calibrated on the demo model do not carry over to a real checkpoint. This runs `none` once per prompt and seed
+(shared by every preset calibrated together), then bisects each preset's threshold for the largest one whose
+median PSNR against `none` stays at or above the target (threshold 0 recomputes everything: exact). `write_preset` stores the result in the
 model's motioncache.json (`cache_presets`), where the engine, the CLI and the server read it under the same name.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+
+import numpy as np
 
 from .bench import run_once
 from .policies import PRESETS, make_policy
@@ -28,21 +30,26 @@ def split_preset(spec: str) -> tuple[str, str]:
     return policy, preset
 
 
-def calibrate(engine, spec: str, prompts: list[str], seeds: int, knobs: dict, target_psnr: float,
-              high: float = 1.0, iterations: int = 6, cache_knobs: dict | None = None, log=print) -> dict:
+def references(engine, prompts: list[str], seeds: int, knobs: dict) -> list[tuple[str, int, np.ndarray]]:
+    """(prompt, seed, `none`'s frames) for every prompt and seed: what every threshold is measured against, and the
+    costliest runs of a calibration, so several presets share them."""
+    return [(p, s, run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs, cache={"policy": "none"}))["frames"])
+            for p in prompts for s in range(seeds)]
+
+
+def calibrate(engine, spec: str, refs: list, knobs: dict, target_psnr: float, high: float = 1.0,
+              iterations: int = 6, cache_knobs: dict | None = None, log=print) -> dict:
     """{"threshold", "psnr", "psnr_worst", "compute_speedup", "tried": [...]}: the largest threshold in [0, high]
-    found by `iterations` bisection steps whose median PSNR is >= target_psnr (threshold 0 and compute_speedup None
-    if none above 0 is). knobs: the generation's; cache_knobs: the preset's other knobs, held fixed."""
+    found by `iterations` bisection steps whose median PSNR against `refs` (from `references`) is >= target_psnr
+    (threshold 0 and compute_speedup None if none above 0 is). knobs: the generation's, as `refs` were made with;
+    cache_knobs: the preset's other knobs, held fixed."""
     split_preset(spec)
-    cases = [(p, s) for p in prompts for s in range(seeds)]
-    refs = [run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs, cache={"policy": "none"}))["frames"]
-            for p, s in cases]
     tried = []
 
     def measure(threshold: float) -> dict:
         cache = {"policy": spec, "knobs": {**(cache_knobs or {}), "threshold": threshold}}
-        runs = [run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs, cache=cache)) for p, s in cases]
-        scores = [psnr(r["frames"], ref) for r, ref in zip(runs, refs)]
+        runs = [run_once(engine, GenerationRequest(prompt=p, seed=s, **knobs, cache=cache)) for p, s, _ in refs]
+        scores = [psnr(r["frames"], ref) for r, (_, _, ref) in zip(runs, refs)]
         row = {"threshold": threshold, "psnr": statistics.median(scores), "psnr_worst": min(scores),
                "compute_speedup": statistics.median(r["reference_flops"] / r["flops"] for r in runs)}
         tried.append(row)

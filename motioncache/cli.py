@@ -179,34 +179,48 @@ def cmd_bench(args) -> None:
 
 def cmd_calibrate(args) -> None:
     from .bench import write_json
-    from .calibrate import calibrate, split_preset, write_preset
+    from .calibrate import calibrate, references, split_preset, write_preset
     from .policies import make_policy
     from .request import GenerationRequest
 
-    split_preset(args.cache)
-    if args.target_psnr <= 0 or args.high <= 0 or args.iterations < 1:
+    specs = args.cache.split(",")
+    try:
+        targets = [float(t) for t in args.target_psnr.split(",")]
+    except ValueError:
+        raise CliError(f"--target-psnr takes dB values separated by commas, got {args.target_psnr!r}") from None
+    if len(targets) == 1:
+        targets *= len(specs)
+    if len(targets) != len(specs):
+        raise CliError(f"--target-psnr: give one value, or one per preset ({len(specs)})")
+    if min(targets) <= 0 or args.high <= 0 or args.iterations < 1:
         raise CliError("--target-psnr and --high must be positive and --iterations at least 1")
     prompts = _prompts(args)
     knobs = _request_fields(args)  # unset knobs: the model's defaults, as served (not the bench's schedule)
-    cache = knobs.pop("cache")
-    GenerationRequest(prompt=prompts[0], **knobs, cache=cache)  # fail fast, before loading the model
-    make_policy(args.cache, cache["knobs"])
+    cache_knobs = knobs.pop("cache")["knobs"]
+    for spec in specs:  # fail fast, before loading the model
+        split_preset(spec)
+        GenerationRequest(prompt=prompts[0], **knobs, cache={"policy": spec, "knobs": cache_knobs})
+        make_policy(spec, cache_knobs)
     engine = load_engine(args.model, args.device, args.dtype, args.threads)
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    result = calibrate(engine, args.cache, prompts, args.seeds, knobs, args.target_psnr, args.high, args.iterations,
-                       cache_knobs=cache["knobs"], log=log)
-    if result["compute_speedup"] is None:
-        print(f"{args.cache}: no threshold above 0 held {args.target_psnr:g} dB (smallest tried "
-              f"{result['tried'][-1]['threshold']:.4g}: {result['tried'][-1]['psnr']:.2f} dB); nothing written")
-    else:
-        print(f"{args.cache}: threshold {result['threshold']:.4g} -> {result['compute_speedup']:.2f}x compute, "
+    refs = references(engine, prompts, args.seeds, knobs)
+    results = []
+    for spec, target in zip(specs, targets):
+        log(f"{spec}, target {target:g} dB:")
+        result = calibrate(engine, spec, refs, knobs, target, args.high, args.iterations, cache_knobs, log=log)
+        results.append(result)
+        if result["compute_speedup"] is None:
+            last = result["tried"][-1]
+            print(f"{spec}: no threshold above 0 held {target:g} dB (smallest tried {last['threshold']:.4g}: "
+                  f"{last['psnr']:.2f} dB); nothing written")
+            continue
+        print(f"{spec}: threshold {result['threshold']:.4g} -> {result['compute_speedup']:.2f}x compute, "
               f"median PSNR {result['psnr']:.2f} dB (worst {result['psnr_worst']:.2f}) against none")
         if args.write:
-            knobs = {**cache["knobs"], "threshold": result["threshold"]}
-            path = write_preset(args.model or DEFAULT_MODEL, args.cache, knobs)
-            print(f"wrote {args.cache} threshold {result['threshold']:.4g} to {path}")
+            path = write_preset(args.model or DEFAULT_MODEL, spec, {**cache_knobs, "threshold": result["threshold"]})
+            print(f"wrote {spec} threshold {result['threshold']:.4g} to {path}")
     if args.json:
-        write_json(result, args.json)
+        write_json({"results": results}, args.json)
 
 
 def cmd_make_tiny_model(args) -> None:
@@ -246,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(b)
     b.set_defaults(func=cmd_bench)
     c = sub.add_parser("calibrate", help="find the threshold a preset needs on this model for a target PSNR")
-    c.add_argument("--target-psnr", type=float, required=True, help="median PSNR (dB) against none to hold")
+    c.add_argument("--target-psnr", required=True,
+                   help="median PSNR (dB) against none to hold: one value, or one per preset in --cache (comma-separated)")
     c.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     c.add_argument("--prompts", help="file with one prompt per line")
     c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
@@ -256,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", help="write every threshold tried as JSON")
     c.add_argument("--threads", type=int, help="torch CPU threads")
     c.add_argument("--quiet", action="store_true")
-    _add_generation_args(c)  # --cache names the preset to calibrate
+    _add_generation_args(c)  # --cache names the presets to calibrate, comma-separated; they share the none runs
     c.set_defaults(func=cmd_calibrate)
     t = sub.add_parser("make-tiny-model", help="write a tiny random-weight model directory (tests, smoke runs)")
     t.add_argument("dir")

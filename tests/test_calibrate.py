@@ -1,7 +1,7 @@
 import json
 import shutil
 
-from motioncache.calibrate import calibrate
+from motioncache.calibrate import calibrate, references
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
 from motioncache.request import GenerationRequest
@@ -13,7 +13,8 @@ CACHE = {"rescale": "identity", "warmup": 1}  # the tiny random model's modulati
 
 def test_bisection_keeps_the_largest_threshold_that_holds_the_target(engine):
     # full-size threshold first: on the tiny model it reuses enough to fall below 50 dB, so the search bisects
-    result = calibrate(engine, "motioncache-slow", ["a red circle"], 1, KNOBS, 50.0, iterations=4, cache_knobs=CACHE,
+    refs = references(engine, ["a red circle"], 1, KNOBS)
+    result = calibrate(engine, "motioncache-slow", refs, KNOBS, 50.0, iterations=4, cache_knobs=CACHE,
                        log=lambda *_: None)
     tried = result["tried"]
     assert [row["threshold"] for row in tried[:2]] == [1.0, 0.5] and len(tried) == 5
@@ -25,24 +26,28 @@ def test_bisection_keeps_the_largest_threshold_that_holds_the_target(engine):
 
 
 def test_an_unreachable_target_reports_nothing_found(engine):
-    result = calibrate(engine, "flowcache-slow", ["a red circle"], 1, KNOBS, 500.0, high=0.5, iterations=2,
-                       cache_knobs=CACHE, log=lambda *_: None)
+    result = calibrate(engine, "flowcache-slow", references(engine, ["a red circle"], 1, KNOBS), KNOBS, 500.0,
+                       high=0.5, iterations=2, cache_knobs=CACHE, log=lambda *_: None)
     assert result["threshold"] == 0.0 and result["compute_speedup"] is None and result["psnr"] is None
     assert [row["threshold"] for row in result["tried"]] == [0.5, 0.25, 0.125]
 
 
-def test_write_stores_the_preset_in_the_model_and_requests_use_it(tiny_dir, tmp_path):
+def test_write_stores_each_preset_in_the_model_and_requests_use_it(tiny_dir, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_dir, model)
     out = tmp_path / "c.json"
-    p = run("calibrate", "--model", str(model), "--cache", "motioncache-slow", "--cache-knob", "rescale=identity",
-            "--cache-knob", "warmup=1", "--target-psnr", "20", "--prompt", "a red circle", "--num-frames", "33",
-            "--iterations", "2", "--write", "--json", str(out), "--quiet", *SMALL)
+    p = run("calibrate", "--model", str(model), "--cache", "motioncache-slow,flowcache-fast", "--cache-knob",
+            "rescale=identity", "--cache-knob", "warmup=1", "--target-psnr", "20,500", "--prompt", "a red circle",
+            "--num-frames", "33", "--iterations", "2", "--write", "--json", str(out), *SMALL)
     assert p.returncode == 0, p.stderr
-    found = json.loads(out.read_text())["threshold"]
+    slow, fast = json.loads(out.read_text())["results"]
+    found = slow["threshold"]
     assert found > 0 and f"wrote motioncache-slow threshold {found:.4g}" in p.stdout
+    assert fast["policy"] == "flowcache-fast" and fast["psnr"] is None  # 500 dB: nothing found, nothing written
+    assert "flowcache-fast: no threshold above 0 held 500 dB" in p.stdout
+    assert p.stderr.count("threshold ") == len(slow["tried"]) + len(fast["tried"])  # one log line per point
     config = json.loads((model / "motioncache.json").read_text())
-    assert config["cache_presets"]["motioncache"]["slow"] == {"rescale": "identity", "warmup": 1, "threshold": found}
+    assert config["cache_presets"] == {"motioncache": {"slow": {"rescale": "identity", "warmup": 1, "threshold": found}}}
     assert config["num_frames"] == json.loads((tiny_dir / "motioncache.json").read_text())["num_frames"]  # kept
     policy = Engine(load_components(model)).plan(
         GenerationRequest(prompt="x", **KNOBS, cache={"policy": "motioncache-slow"})).policy
@@ -56,6 +61,9 @@ def test_calibrate_rejects_what_it_cannot_calibrate(tiny_dir):
     assert plain.returncode == 2 and "calibrate takes a preset" in plain.stderr and "Traceback" not in plain.stderr
     no_prompt = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow", "--target-psnr", "30")
     assert no_prompt.returncode == 2 and "--prompt" in no_prompt.stderr
+    counts = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow,flowcache-slow",
+                 "--target-psnr", "30,25,20", "--prompt", "x")
+    assert counts.returncode == 2 and "one per preset (2)" in counts.stderr
     bad_knob = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow", "--target-psnr", "30",
                    "--prompt", "x", "--cache-knob", "warmup=-1")
     assert bad_knob.returncode == 2 and "warmup" in bad_knob.stderr
