@@ -3,8 +3,9 @@
 TeaCache-style thresholds depend on the model (how far its timestep modulation moves per step), so presets
 calibrated on the demo model do not carry over to a real checkpoint. This runs `none` once per prompt and seed
 (shared by every preset calibrated together), then bisects each preset's threshold for the largest one whose
-median PSNR against `none` stays at or above the target (threshold 0 recomputes everything: exact). `write_preset` stores the result in the
-model's motioncache.json (`cache_presets`), where the engine, the CLI and the server read it under the same name.
+median PSNR against `none` stays at or above the target (threshold 0 recomputes everything: exact).
+`write_preset` stores the result in the model's motioncache.json (`cache_presets`), where the engine, the CLI and the
+server read it under the same name.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def test_write_stores_each_preset_in_the_model_and_requests_use_it(tiny_dir, tmp
     assert "flowcache-fast: no threshold above 0 held 500 dB" in p.stdout
     assert p.stderr.count("threshold ") == len(slow["tried"]) + len(fast["tried"])  # one log line per point
     config = json.loads((model / "motioncache.json").read_text())
-    assert config["cache_presets"] == {"motioncache": {"slow": {"rescale": "identity", "warmup": 1, "threshold": found}}}
+    written = {"rescale": "identity", "warmup": 1, "threshold": found}
+    assert config["cache_presets"] == {"motioncache": {"slow": written}}
     assert config["num_frames"] == json.loads((tiny_dir / "motioncache.json").read_text())["num_frames"]  # kept
     policy = Engine(load_components(model)).plan(
         GenerationRequest(prompt="x", **KNOBS, cache={"policy": "motioncache-slow"})).policy
