@@ -17,17 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from .bench import run_once
-from .policies import PRESETS, make_policy
+from .policies import make_policy, preset_names
 from .quality import psnr
 from .request import GenerationRequest
 
 
 def split_preset(spec: str) -> tuple[str, str]:
     """'motioncache-slow' -> ('motioncache', 'slow'); ValueError unless it names a preset."""
+    if spec not in preset_names():
+        raise ValueError(f"calibrate takes a preset ({', '.join(preset_names())}), got {spec!r}")
     policy, _, preset = spec.partition("-")
-    if preset not in PRESETS.get(policy, {}):
-        known = ", ".join(f"{p}-{s}" for p, ps in PRESETS.items() for s in ps)
-        raise ValueError(f"calibrate takes a preset ({known}), got {spec!r}")
     return policy, preset
 
 
@@ -58,11 +57,11 @@ def calibrate(engine, spec: str, refs: list, knobs: dict, target_psnr: float, hi
         return row
 
     best = {"threshold": 0.0, "psnr": None, "psnr_worst": None, "compute_speedup": None}  # none found
-    low = 0.0
     top = measure(high)
     if top["psnr"] >= target_psnr:
-        best, low = top, high
+        best = top
     else:
+        low = 0.0
         for _ in range(iterations):
             mid = (low + high) / 2
             row = measure(mid)

@@ -42,6 +42,11 @@ PRESETS = {
 }
 
 
+def preset_names() -> list[str]:
+    """Every preset as a request names it: 'teacache-slow', ..., 'motioncache-fast'."""
+    return [f"{name}-{preset}" for name, presets in PRESETS.items() for preset in presets]
+
+
 def resolve_preset(spec: str, model_presets: dict | None = None) -> tuple[str, dict]:
     """'motioncache-fast' -> ('motioncache', {...}); a plain name has no preset knobs. model_presets: a model's
     recalibration, {policy: {preset: knobs}}, applied over the built-in preset."""
@@ -49,8 +54,7 @@ def resolve_preset(spec: str, model_presets: dict | None = None) -> tuple[str, d
     if spec in POLICIES or name not in POLICIES:
         return spec, {}  # make_policy reports an unknown name
     if preset not in PRESETS.get(name, {}):
-        known = [f"{n}-{p}" for n, ps in PRESETS.items() for p in ps]
-        raise ValueError(f"unknown cache preset {spec!r}; presets: {', '.join(known)}")
+        raise ValueError(f"unknown cache preset {spec!r}; presets: {', '.join(preset_names())}")
     return name, {**PRESETS[name][preset], **((model_presets or {}).get(name) or {}).get(preset, {})}
 
 
