@@ -177,6 +177,19 @@ def cmd_bench(args) -> None:
         write_json(report, args.json)
 
 
+def _per_preset(text: str, specs: list[str], flag: str) -> list[float]:
+    """'30' or '30,25' -> one float per preset in specs (a single value holds for all)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise CliError(f"{flag} takes numbers separated by commas, got {text!r}") from None
+    if len(values) == 1:
+        values *= len(specs)
+    if len(values) != len(specs):
+        raise CliError(f"{flag}: give one value, or one per preset ({len(specs)})")
+    return values
+
+
 def cmd_calibrate(args) -> None:
     from .bench import write_json
     from .calibrate import calibrate, references, split_preset, write_preset
@@ -184,15 +197,9 @@ def cmd_calibrate(args) -> None:
     from .request import GenerationRequest
 
     specs = args.cache.split(",")
-    try:
-        targets = [float(t) for t in args.target_psnr.split(",")]
-    except ValueError:
-        raise CliError(f"--target-psnr takes dB values separated by commas, got {args.target_psnr!r}") from None
-    if len(targets) == 1:
-        targets *= len(specs)
-    if len(targets) != len(specs):
-        raise CliError(f"--target-psnr: give one value, or one per preset ({len(specs)})")
-    if min(targets) <= 0 or args.high <= 0 or args.iterations < 1:
+    targets = _per_preset(args.target_psnr, specs, "--target-psnr")
+    highs = _per_preset(args.high, specs, "--high")
+    if min(targets) <= 0 or min(highs) <= 0 or args.iterations < 1:
         raise CliError("--target-psnr and --high must be positive and --iterations at least 1")
     prompts = _prompts(args)
     knobs = _request_fields(args)  # unset knobs: the model's defaults, as served (not the bench's schedule)
@@ -205,9 +212,9 @@ def cmd_calibrate(args) -> None:
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     refs = references(engine, prompts, args.seeds, knobs)
     results = []
-    for spec, target in zip(specs, targets):
+    for spec, target, high in zip(specs, targets, highs):
         log(f"{spec}, target {target:g} dB:")
-        result = calibrate(engine, spec, refs, knobs, target, args.high, args.iterations, cache_knobs, log=log)
+        result = calibrate(engine, spec, refs, knobs, target, high, args.iterations, cache_knobs, log=log)
         results.append(result)
         if result["compute_speedup"] is None:
             last = result["tried"][-1]
@@ -265,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     c.add_argument("--prompts", help="file with one prompt per line")
     c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
-    c.add_argument("--high", type=float, default=1.0, help="largest threshold to consider")
+    c.add_argument("--high", default="1",
+                   help="largest threshold to consider: one value, or one per preset in --cache (comma-separated)")
     c.add_argument("--iterations", type=int, default=6, help="bisection steps")
     c.add_argument("--write", action="store_true", help="store the threshold in the model's motioncache.json")
     c.add_argument("--json", help="write every threshold tried as JSON")

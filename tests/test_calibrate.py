@@ -38,9 +38,10 @@ def test_write_stores_each_preset_in_the_model_and_requests_use_it(tiny_dir, tmp
     out = tmp_path / "c.json"
     p = run("calibrate", "--model", str(model), "--cache", "motioncache-slow,flowcache-fast", "--cache-knob",
             "rescale=identity", "--cache-knob", "warmup=1", "--target-psnr", "20,500", "--prompt", "a red circle",
-            "--num-frames", "33", "--iterations", "2", "--write", "--json", str(out), *SMALL)
+            "--num-frames", "33", "--iterations", "2", "--high", "1,0.4", "--write", "--json", str(out), *SMALL)
     assert p.returncode == 0, p.stderr
     slow, fast = json.loads(out.read_text())["results"]
+    assert [slow["tried"][0]["threshold"], fast["tried"][0]["threshold"]] == [1.0, 0.4]  # each from its own --high
     found = slow["threshold"]
     assert found > 0 and f"wrote motioncache-slow threshold {found:.4g}" in p.stdout
     assert fast["policy"] == "flowcache-fast" and fast["psnr"] is None  # 500 dB: nothing found, nothing written
@@ -65,6 +66,11 @@ def test_calibrate_rejects_what_it_cannot_calibrate(tiny_dir):
     counts = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow,flowcache-slow",
                  "--target-psnr", "30,25,20", "--prompt", "x")
     assert counts.returncode == 2 and "one per preset (2)" in counts.stderr
+    for high, message in (("0.1,0.2,0.3", "--high: give one value, or one per preset (2)"),
+                          ("0.1,x", "--high takes numbers"), ("0.1,-1", "must be positive")):
+        bad_high = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow,flowcache-slow",
+                       "--target-psnr", "30", "--high", high, "--prompt", "x")
+        assert bad_high.returncode == 2 and message in bad_high.stderr and "Traceback" not in bad_high.stderr
     bad_knob = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow", "--target-psnr", "30",
                    "--prompt", "x", "--cache-knob", "warmup=-1")
     assert bad_knob.returncode == 2 and "warmup" in bad_knob.stderr
