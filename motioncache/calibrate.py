@@ -63,7 +63,7 @@ def calibrate(engine, spec: str, refs: list, knobs: dict, target_psnr: float, hi
     else:
         low = 0.0
         for _ in range(iterations):
-            mid = (low + high) / 2
+            mid = float(f"{(low + high) / 2:.6g}")  # 0.036, not 0.036000000000000004, in motioncache.json
             row = measure(mid)
             if row["psnr"] >= target_psnr:
                 best, low = row, mid
