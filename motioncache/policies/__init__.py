@@ -30,7 +30,9 @@ POLICIES = {p.name: p for p in (NoCache, ChunkedCache, TeaCache, FlowCache, Moti
 # motioncache preset weights each step's distance by the block's remaining share of its schedule (noise_power 1,
 # 0.5 for motioncache-fast): errors made late in a block's schedule cost the video little, so recomputation moves
 # to the early steps (docs/benchmarks.md, "Noise-weighted distance" and "Weighting by the schedule, not the shifted
-# sigma"). The thresholds are calibrated on the shipped demo model.
+# sigma"). These thresholds were calibrated on an earlier demo model (the starting point for a new checkpoint); the
+# shipped one carries its own in models/demo/motioncache.json (`motioncache calibrate --write`: slow presets 30 dB,
+# fast 25 dB at the bench's defaults).
 PRESETS = {
     "teacache": {"slow": {"threshold": 0.08}, "fast": {"threshold": 0.2}},
     "flowcache": {"slow": {"threshold": 0.05, "noise_power": 1.0, "extrapolation": 0.5},
