@@ -1,6 +1,7 @@
 """How far the uncached reference itself moves under small changes: the PSNR scale that cache policies are judged on.
 
-Generates each prompt and seed with the bench's schedule (exact `chunked` path, float32, 50 steps) and compares,
+Generates each prompt and seed with the bench's schedule (`motioncache bench`'s defaults: 177 frames in two windows,
+ar_step 5, CFG 6; exact `chunked` path, float32, 50 steps) and compares,
 by the bench's PSNR and SSIM, the same request with bf16 weights and activations (rounding only) and with fewer
 sampling steps (the cheapest way to spend less compute). Prints a table and writes JSON.
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from motioncache.bench import run_once
-from motioncache.cli import load_engine
+from motioncache.cli import BENCH_SCHEDULE, load_engine
 from motioncache.quality import psnr, ssim
 from motioncache.request import GenerationRequest
 
@@ -25,10 +26,9 @@ PROMPTS = ["a red circle moves right over a grey background", "a blue square mov
 
 
 def generate(engine, prompt: str, seed: int, steps: int, frames: int) -> np.ndarray:
-    request = GenerationRequest(prompt=prompt, seed=seed, num_frames=frames, base_num_frames=frames,
-                                num_inference_steps=steps,
-                                ar_step=5, causal_block_size=5, guidance_scale=5.0,
-                                cache={"policy": "chunked", "knobs": {}})
+    schedule = {**BENCH_SCHEDULE, "num_frames": frames, "num_inference_steps": steps,
+                "base_num_frames": min(frames, BENCH_SCHEDULE["base_num_frames"])}
+    request = GenerationRequest(prompt=prompt, seed=seed, **schedule, cache={"policy": "chunked", "knobs": {}})
     return run_once(engine, request)["frames"]  # as the bench generates what it scores
 
 
@@ -38,7 +38,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--reference-steps", type=int, default=50)
     ap.add_argument("--steps", default="40,25,10", help="the fewer-step variants")
-    ap.add_argument("--num-frames", type=int, default=97)
+    ap.add_argument("--num-frames", type=int, default=BENCH_SCHEDULE["num_frames"])
+    ap.add_argument("--prompt", action="append", help=f"a prompt (repeatable; default: {' / '.join(PROMPTS)})")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -47,7 +48,7 @@ def main() -> None:
     n = args.reference_steps
     variants = {f"bf16, {n} steps": (bf16, n), **{f"{s} steps": (fp32, int(s)) for s in args.steps.split(",")}}
     runs = []
-    for prompt in PROMPTS:
+    for prompt in args.prompt or PROMPTS:
         for seed in range(args.seeds):
             reference = generate(fp32, prompt, seed, n, args.num_frames)
             for name, (engine, steps) in variants.items():
