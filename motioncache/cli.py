@@ -199,8 +199,11 @@ def cmd_calibrate(args) -> None:
     specs = args.cache.split(",")
     targets = _per_preset(args.target_psnr, specs, "--target-psnr")
     highs = _per_preset(args.high, specs, "--high")
+    lows = _per_preset(args.low, specs, "--low")
     if min(targets) <= 0 or min(highs) <= 0 or args.iterations < 1:
         raise CliError("--target-psnr and --high must be positive and --iterations at least 1")
+    if any(not 0 <= low < high for low, high in zip(lows, highs)):
+        raise CliError("--low must be at least 0 and below --high for every preset")
     prompts = _prompts(args)
     knobs = _request_fields(args)  # unset knobs: the model's defaults, as served (not the bench's schedule)
     cache_knobs = knobs.pop("cache")["knobs"]
@@ -212,13 +215,14 @@ def cmd_calibrate(args) -> None:
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     refs = references(engine, prompts, args.seeds, knobs)
     results = []
-    for spec, target, high in zip(specs, targets, highs):
+    for spec, target, low, high in zip(specs, targets, lows, highs):
         log(f"{spec}, target {target:g} dB:")
-        result = calibrate(engine, spec, refs, knobs, target, high, args.iterations, cache_knobs, log=log)
+        result = calibrate(engine, spec, refs, knobs, target, high, args.iterations, cache_knobs, log=log, low=low)
         results.append(result)
         if result["compute_speedup"] is None:
             last = result["tried"][-1]
-            print(f"{spec}: no threshold above 0 held {target:g} dB (smallest tried {last['threshold']:.4g}: "
+            where = "above 0" if not low else f"from {low:g} up"
+            print(f"{spec}: no threshold {where} held {target:g} dB (smallest tried {last['threshold']:.4g}: "
                   f"{last['psnr']:.2f} dB); nothing written")
             continue
         print(f"{spec}: threshold {result['threshold']:.4g} -> {result['compute_speedup']:.2f}x compute, "
@@ -274,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per prompt")
     c.add_argument("--high", default="1",
                    help="largest threshold to consider: one value, or one per preset in --cache (comma-separated)")
+    c.add_argument("--low", default="0",
+                   help="smallest threshold to consider, expected to hold the target (e.g. a known calibration): "
+                        "one value, or one per preset in --cache (comma-separated)")
     c.add_argument("--iterations", type=int, default=6, help="bisection steps")
     c.add_argument("--write", action="store_true", help="store the threshold in the model's motioncache.json")
     c.add_argument("--json", help="write every threshold tried as JSON")

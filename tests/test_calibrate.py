@@ -1,6 +1,8 @@
 import json
 import shutil
 
+import pytest
+
 from motioncache.calibrate import calibrate, references
 from motioncache.engine import Engine
 from motioncache.model_files import load_components
@@ -32,20 +34,39 @@ def test_an_unreachable_target_reports_nothing_found(engine):
     assert [row["threshold"] for row in result["tried"]] == [0.5, 0.25, 0.125]
 
 
+def test_a_lower_bound_narrows_the_search_and_is_measured_only_as_a_fallback(engine):
+    refs = references(engine, ["a red circle"], 1, KNOBS)
+    known = calibrate(engine, "motioncache-slow", refs, KNOBS, 50.0, iterations=3, cache_knobs=CACHE,
+                      log=lambda *_: None)["threshold"]
+    assert known > 0
+    narrowed = calibrate(engine, "motioncache-slow", refs, KNOBS, 50.0, iterations=2, cache_knobs=CACHE,
+                         log=lambda *_: None, low=known)
+    assert all(row["threshold"] >= known for row in narrowed["tried"])  # nothing below the bound is tried
+    assert narrowed["threshold"] >= known and narrowed["psnr"] >= 50.0
+    unreachable = calibrate(engine, "flowcache-slow", refs, KNOBS, 500.0, high=0.5, iterations=2, cache_knobs=CACHE,
+                            log=lambda *_: None, low=0.1)
+    assert [row["threshold"] for row in unreachable["tried"]] == [0.5, 0.3, 0.2, 0.1]  # the bound last
+    assert unreachable["threshold"] == 0.0 and unreachable["psnr"] is None
+    with pytest.raises(ValueError, match="0 <= low < high"):
+        calibrate(engine, "flowcache-slow", refs, KNOBS, 30.0, high=0.1, low=0.2, log=lambda *_: None)
+
+
 def test_write_stores_each_preset_in_the_model_and_requests_use_it(tiny_dir, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_dir, model)
     out = tmp_path / "c.json"
     p = run("calibrate", "--model", str(model), "--cache", "motioncache-slow,flowcache-fast", "--cache-knob",
             "rescale=identity", "--cache-knob", "warmup=1", "--target-psnr", "20,500", "--prompt", "a red circle",
-            "--num-frames", "33", "--iterations", "2", "--high", "1,0.4", "--write", "--json", str(out), *SMALL)
+            "--num-frames", "33", "--iterations", "2", "--high", "1,0.4", "--low", "0,0.1", "--write", "--json", str(out),
+            *SMALL)
     assert p.returncode == 0, p.stderr
     slow, fast = json.loads(out.read_text())["results"]
     assert [slow["tried"][0]["threshold"], fast["tried"][0]["threshold"]] == [1.0, 0.4]  # each from its own --high
     found = slow["threshold"]
     assert found > 0 and f"wrote motioncache-slow threshold {found:.4g}" in p.stdout
     assert fast["policy"] == "flowcache-fast" and fast["psnr"] is None  # 500 dB: nothing found, nothing written
-    assert "flowcache-fast: no threshold above 0 held 500 dB" in p.stdout
+    assert [row["threshold"] for row in fast["tried"]] == [0.4, 0.25, 0.175, 0.1]  # its --low, measured last
+    assert "flowcache-fast: no threshold from 0.1 up held 500 dB" in p.stdout
     assert p.stderr.count("threshold ") == len(slow["tried"]) + len(fast["tried"])  # one log line per point
     config = json.loads((model / "motioncache.json").read_text())
     written = {"rescale": "identity", "warmup": 1, "threshold": found}
@@ -71,6 +92,9 @@ def test_calibrate_rejects_what_it_cannot_calibrate(tiny_dir):
         bad_high = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow,flowcache-slow",
                        "--target-psnr", "30", "--high", high, "--prompt", "x")
         assert bad_high.returncode == 2 and message in bad_high.stderr and "Traceback" not in bad_high.stderr
+    bad_low = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow,flowcache-slow",
+                  "--target-psnr", "30", "--high", "0.1", "--low", "0.05,0.1", "--prompt", "x")
+    assert bad_low.returncode == 2 and "--low must be at least 0 and below --high" in bad_low.stderr
     bad_knob = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow", "--target-psnr", "30",
                    "--prompt", "x", "--cache-knob", "warmup=-1")
     assert bad_knob.returncode == 2 and "warmup" in bad_knob.stderr
