@@ -177,12 +177,13 @@ def cmd_bench(args) -> None:
         write_json(report, args.json)
 
 
-def _per_preset(text: str, specs: list[str], flag: str) -> list[float]:
-    """'30' or '30,25' -> one float per preset in specs (a single value holds for all)."""
+def _per_preset(text: str, specs: list[str], flag: str, kind=float) -> list:
+    """'30' or '30,25' -> one value per preset in specs (a single value holds for all)."""
     try:
-        values = [float(v) for v in text.split(",")]
+        values = [kind(v) for v in text.split(",")]
     except ValueError:
-        raise CliError(f"{flag} takes numbers separated by commas, got {text!r}") from None
+        noun = "whole numbers" if kind is int else "numbers"
+        raise CliError(f"{flag} takes {noun} separated by commas, got {text!r}") from None
     if len(values) == 1:
         values *= len(specs)
     if len(values) != len(specs):
@@ -200,7 +201,8 @@ def cmd_calibrate(args) -> None:
     targets = _per_preset(args.target_psnr, specs, "--target-psnr")
     highs = _per_preset(args.high, specs, "--high")
     lows = _per_preset(args.low, specs, "--low")
-    if min(targets) <= 0 or min(highs) <= 0 or args.iterations < 1:
+    iterations = _per_preset(args.iterations, specs, "--iterations", int)
+    if min(targets) <= 0 or min(highs) <= 0 or min(iterations) < 1:
         raise CliError("--target-psnr and --high must be positive and --iterations at least 1")
     if any(not 0 <= low < high for low, high in zip(lows, highs)):
         raise CliError("--low must be at least 0 and below --high for every preset")
@@ -215,9 +217,9 @@ def cmd_calibrate(args) -> None:
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     refs = references(engine, prompts, args.seeds, knobs)
     results = []
-    for spec, target, low, high in zip(specs, targets, lows, highs):
+    for spec, target, low, high, steps in zip(specs, targets, lows, highs, iterations):
         log(f"{spec}, target {target:g} dB:")
-        result = calibrate(engine, spec, refs, knobs, target, high, args.iterations, cache_knobs, log=log, low=low)
+        result = calibrate(engine, spec, refs, knobs, target, high, steps, cache_knobs, log=log, low=low)
         results.append(result)
         if result["compute_speedup"] is None:
             last = result["tried"][-1]
@@ -281,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--low", default="0",
                    help="smallest threshold to consider, expected to hold the target (e.g. a known calibration): "
                         "one value, or one per preset in --cache (comma-separated)")
-    c.add_argument("--iterations", type=int, default=6, help="bisection steps")
+    c.add_argument("--iterations", default="6", help="bisection steps: one value, or one per preset in --cache")
     c.add_argument("--write", action="store_true", help="store the threshold in the model's motioncache.json")
     c.add_argument("--json", help="write every threshold tried as JSON")
     c.add_argument("--threads", type=int, help="torch CPU threads")

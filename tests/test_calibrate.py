@@ -57,7 +57,7 @@ def test_write_stores_each_preset_in_the_model_and_requests_use_it(tiny_dir, tmp
     out = tmp_path / "c.json"
     p = run("calibrate", "--model", str(model), "--cache", "motioncache-slow,flowcache-fast", "--cache-knob",
             "rescale=identity", "--cache-knob", "warmup=1", "--target-psnr", "20,500", "--prompt", "a red circle",
-            "--num-frames", "33", "--iterations", "2", "--high", "1,0.4", "--low", "0,0.1", "--write", "--json", str(out),
+            "--num-frames", "33", "--iterations", "2,1", "--high", "1,0.4", "--low", "0,0.1", "--write", "--json", str(out),
             *SMALL)
     assert p.returncode == 0, p.stderr
     slow, fast = json.loads(out.read_text())["results"]
@@ -65,7 +65,7 @@ def test_write_stores_each_preset_in_the_model_and_requests_use_it(tiny_dir, tmp
     found = slow["threshold"]
     assert found > 0 and f"wrote motioncache-slow threshold {found:.4g}" in p.stdout
     assert fast["policy"] == "flowcache-fast" and fast["psnr"] is None  # 500 dB: nothing found, nothing written
-    assert [row["threshold"] for row in fast["tried"]] == [0.4, 0.25, 0.175, 0.1]  # its --low, measured last
+    assert [row["threshold"] for row in fast["tried"]] == [0.4, 0.25, 0.1]  # one step, then its --low
     assert "flowcache-fast: no threshold from 0.1 up held 500 dB" in p.stdout
     assert p.stderr.count("threshold ") == len(slow["tried"]) + len(fast["tried"])  # one log line per point
     config = json.loads((model / "motioncache.json").read_text())
@@ -95,6 +95,9 @@ def test_calibrate_rejects_what_it_cannot_calibrate(tiny_dir):
     bad_low = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow,flowcache-slow",
                   "--target-psnr", "30", "--high", "0.1", "--low", "0.05,0.1", "--prompt", "x")
     assert bad_low.returncode == 2 and "--low must be at least 0 and below --high" in bad_low.stderr
+    bad_steps = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow,flowcache-slow",
+                    "--target-psnr", "30", "--iterations", "3,2.5", "--prompt", "x")
+    assert bad_steps.returncode == 2 and "--iterations takes whole numbers" in bad_steps.stderr
     bad_knob = run("calibrate", "--model", str(tiny_dir), "--cache", "motioncache-slow", "--target-psnr", "30",
                    "--prompt", "x", "--cache-knob", "warmup=-1")
     assert bad_knob.returncode == 2 and "warmup" in bad_knob.stderr
