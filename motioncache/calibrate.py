@@ -41,7 +41,7 @@ def calibrate(engine, spec: str, refs: list, knobs: dict, target_psnr: float, hi
               iterations: int = 6, cache_knobs: dict | None = None, log=print, low: float = 0.0) -> dict:
     """{"threshold", "psnr", "psnr_worst", "compute_speedup", "tried": [...]}: the largest threshold in [low, high]
     found by `iterations` bisection steps whose median PSNR against `refs` (from `references`) is >= target_psnr
-    (threshold 0 and compute_speedup None if none above 0 is). A `low` above 0 narrows the search around a point
+    (threshold 0 and compute_speedup None if none there is). A `low` above 0 narrows the search around a point
     expected to hold (a known calibration), so fewer steps reach the same resolution; it is measured only if no
     point above it holds. knobs: the generation's, as `refs` were made with; cache_knobs: the preset's other knobs,
     held fixed."""
