@@ -80,13 +80,25 @@ def calibrate(engine, spec: str, refs: list, knobs: dict, target_psnr: float, hi
     return {"policy": spec, "target_psnr": target_psnr, **best, "tried": tried}
 
 
-def write_preset(model_dir: str | Path, spec: str, knobs: dict) -> Path:
-    """Set the preset's knobs in model_dir/motioncache.json (cache_presets), keeping everything else there."""
+def write_preset(model_dir: str | Path, spec: str, knobs: dict, measured: dict | None = None) -> Path:
+    """Set the preset's knobs in model_dir/motioncache.json (cache_presets), keeping everything else there.
+    measured: what the calibration found there (operating_point), kept beside it under `cache_calibration` so the
+    served model says what each preset buys (GET /v1/model publishes the file)."""
     policy, preset = split_preset(spec)
     checked = make_policy(spec, knobs)  # a bad knob fails here, not in the next request; values stored typed
     path = Path(model_dir) / "motioncache.json"
     config = json.loads(path.read_text()) if path.exists() else {}
     config.setdefault("cache_presets", {}).setdefault(policy, {}).setdefault(preset, {}).update(
         {key: getattr(checked, key) for key in knobs})
+    if measured is not None:
+        config.setdefault("cache_calibration", {})[spec] = measured
     path.write_text(json.dumps(config, indent=2) + "\n")
     return path
+
+
+def operating_point(result: dict, refs: list, knobs: dict) -> dict:
+    """A calibration's result as stored beside the preset: the medians it holds and what they were measured on
+    (`request`: the generation knobs given, over the model's defaults)."""
+    return {"target_psnr": result["target_psnr"], "psnr": round(result["psnr"], 2),
+            "psnr_worst": round(result["psnr_worst"], 2), "compute_speedup": round(result["compute_speedup"], 2),
+            "prompts": len({p for p, _, _ in refs}), "videos": len(refs), "request": knobs}

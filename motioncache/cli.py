@@ -193,7 +193,7 @@ def _per_preset(text: str, specs: list[str], flag: str, kind=float) -> list:
 
 def cmd_calibrate(args) -> None:
     from .bench import write_json
-    from .calibrate import calibrate, references, split_preset, write_preset
+    from .calibrate import calibrate, operating_point, references, split_preset, write_preset
     from .policies import make_policy
     from .request import GenerationRequest
 
@@ -230,7 +230,8 @@ def cmd_calibrate(args) -> None:
         print(f"{spec}: threshold {result['threshold']:.4g} -> {result['compute_speedup']:.2f}x compute, "
               f"median PSNR {result['psnr']:.2f} dB (worst {result['psnr_worst']:.2f}) against none")
         if args.write:
-            path = write_preset(args.model or DEFAULT_MODEL, spec, {**cache_knobs, "threshold": result["threshold"]})
+            path = write_preset(args.model or DEFAULT_MODEL, spec, {**cache_knobs, "threshold": result["threshold"]},
+                                operating_point(result, refs, knobs))
             print(f"wrote {spec} threshold {result['threshold']:.4g} to {path}")
     if args.json:
         write_json({"results": results}, args.json)

@@ -71,6 +71,12 @@ def test_write_stores_each_preset_in_the_model_and_requests_use_it(tiny_dir, tmp
     config = json.loads((model / "motioncache.json").read_text())
     written = {"rescale": "identity", "warmup": 1, "threshold": found}
     assert config["cache_presets"] == {"motioncache": {"slow": written}}
+    # what the preset buys there, beside it (nothing for the preset that found nothing)
+    assert config["cache_calibration"] == {"motioncache-slow": {
+        "target_psnr": 20.0, "psnr": round(slow["psnr"], 2), "psnr_worst": round(slow["psnr_worst"], 2),
+        "compute_speedup": round(slow["compute_speedup"], 2), "prompts": 1, "videos": 1,
+        "request": {"negative_prompt": "", "num_frames": 33, "height": 32, "width": 48, "num_inference_steps": 3,
+                    "ar_step": 1, "causal_block_size": 3, "max_sequence_length": 512}}}
     assert config["num_frames"] == json.loads((tiny_dir / "motioncache.json").read_text())["num_frames"]  # kept
     policy = Engine(load_components(model)).plan(
         GenerationRequest(prompt="x", **KNOBS, cache={"policy": "motioncache-slow"})).policy
