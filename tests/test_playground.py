@@ -1,6 +1,6 @@
 """The playground page in a real headless Chromium against the real stack (Redis, worker processes, the API):
 it submits, plays the streamed fragments through Media Source Extensions, offers exactly the server's bytes as
-the download, shows the 4xx message for bad input, and cancels."""
+the download, shows the 4xx message for bad input, labels calibrated presets with what they measured, and cancels."""
 
 import base64
 import json
@@ -8,8 +8,10 @@ import shutil
 
 import httpx
 import pytest
+import redis
 
 from motioncache.video_io import decode_video
+from server import keys
 from serving_fixtures import FAST, KEYS, SLOW, wait_for_status
 
 SLOW_EXTRA = json.dumps({k: v for k, v in SLOW.items() if k not in ("prompt", "num_frames", "num_inference_steps")})
@@ -104,6 +106,28 @@ def test_the_form_takes_the_served_models_defaults_and_policies(page, client, ti
     assert choices == ["", "hidden", "denoised"]
     page.select_option("#policy", "none")
     assert knob_names(page) == [] and page.text_content("#knobs") == "this policy has no knobs"
+
+
+def test_calibrated_presets_say_what_they_measured(page, redis_url):
+    # As a worker serving a model calibrated with `motioncache calibrate --write` publishes it: motioncache.json's
+    # cache_calibration inside the profile's defaults.
+    r = redis.Redis.from_url(redis_url)
+    published = r.get(keys.MODEL_PROFILE)
+    profile = json.loads(published)
+    measured = {"target_psnr": 30.0, "psnr": 30.23, "psnr_worst": 19.13, "compute_speedup": 3.13, "prompts": 6,
+                "videos": 18, "request": {"num_frames": 177}}
+    profile["defaults"]["cache_calibration"] = {"motioncache-slow": measured}
+    r.set(keys.MODEL_PROFILE, json.dumps(profile))
+    try:
+        page.fill("#api_key", KEYS[0])
+        page.dispatch_event("#api_key", "change")
+        page.wait_for_function("() => document.getElementById('model').textContent !== ''")
+        labels = dict(page.eval_on_selector_all("#policy option", "os => os.map(o => [o.value, o.textContent])"))
+        assert labels["motioncache-slow"] == "motioncache-slow (3.13x compute, 30.23 dB over 18 videos)"
+        assert labels["motioncache-fast"] == "motioncache-fast"  # not calibrated: the name alone
+        assert page.input_value("#policy") == "motioncache-slow"  # the value a request sends stays the name
+    finally:
+        r.set(keys.MODEL_PROFILE, published)
 
 
 def test_generates_plays_and_downloads_what_the_server_stored(page, client):

@@ -321,10 +321,17 @@ async function describeModel() {
   }
   const select = $("policy");
   const chosen = select.value;
-  select.replaceChildren(...Object.keys(info.policies).map((name) => new Option(name, name)));
+  const measured = info.defaults.cache_calibration || {};
+  select.replaceChildren(...Object.keys(info.policies).map((name) => new Option(policyLabel(name, measured[name]), name)));
   select.value = preferredPolicy(chosen, Object.keys(info.policies));
   knobRules = info.policies;
   showKnobs();
+}
+
+// A calibrated preset says what it bought on this model (motioncache calibrate --write: cache_calibration).
+function policyLabel(name, measured) {
+  if (!measured) return name;
+  return `${name} (${measured.compute_speedup}x compute, ${measured.psnr} dB over ${measured.videos} videos)`;
 }
 
 function preferredPolicy(preferred, names) {
