@@ -123,7 +123,7 @@ def test_calibrated_presets_say_what_they_measured(page, redis_url):
         page.dispatch_event("#api_key", "change")
         page.wait_for_function("() => document.getElementById('model').textContent !== ''")
         labels = dict(page.eval_on_selector_all("#policy option", "os => os.map(o => [o.value, o.textContent])"))
-        assert labels["motioncache-slow"] == "motioncache-slow (3.13x compute, 30.23 dB over 18 videos)"
+        assert labels["motioncache-slow"] == "motioncache-slow (calibrated: 3.13x compute, 30.23 dB at 177 frames)"
         assert labels["motioncache-fast"] == "motioncache-fast"  # not calibrated: the name alone
         assert page.input_value("#policy") == "motioncache-slow"  # the value a request sends stays the name
     finally:

@@ -328,10 +328,14 @@ async function describeModel() {
   showKnobs();
 }
 
-// A calibrated preset says what it bought on this model (motioncache calibrate --write: cache_calibration).
+// A calibrated preset says what it bought on this model (motioncache calibrate --write: cache_calibration), and
+// at what length and steps: a shorter video or fewer steps gets less.
 function policyLabel(name, measured) {
   if (!measured) return name;
-  return `${name} (${measured.compute_speedup}x compute, ${measured.psnr} dB over ${measured.videos} videos)`;
+  const r = measured.request || {};
+  const at = [r.num_frames && `${r.num_frames} frames`, r.num_inference_steps && `${r.num_inference_steps} steps`];
+  const where = at.filter(Boolean).join(", ");
+  return `${name} (calibrated: ${measured.compute_speedup}x compute, ${measured.psnr} dB${where ? ` at ${where}` : ""})`;
 }
 
 function preferredPolicy(preferred, names) {
