@@ -65,16 +65,16 @@ def calibrate(engine, spec: str, refs: list, knobs: dict, target_psnr: float, hi
     if top["psnr"] >= target_psnr:
         best = top
     else:
-        bottom = low
+        lo, hi = low, high
         for _ in range(iterations):
-            mid = float(f"{(low + high) / 2:.6g}")  # 0.036, not 0.036000000000000004, in motioncache.json
+            mid = float(f"{(lo + hi) / 2:.6g}")  # 0.036, not 0.036000000000000004, in motioncache.json
             row = measure(mid)
             if row["psnr"] >= target_psnr:
-                best, low = row, mid
+                best, lo = row, mid
             else:
-                high = mid
-        if best["psnr"] is None and bottom > 0:
-            row = measure(bottom)
+                hi = mid
+        if best["psnr"] is None and low > 0:
+            row = measure(low)
             if row["psnr"] >= target_psnr:
                 best = row
     return {"policy": spec, "target_psnr": target_psnr, **best, "tried": tried}

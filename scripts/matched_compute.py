@@ -7,7 +7,7 @@ video's PSNR at a given compute speedup (linear in log compute, between the two 
 extrapolation) for both policies and prints, per speedup, the median and mean over the videos both reach and on how
 many the first policy is higher. Reports made on disjoint prompts (e.g. two processes) are merged.
 
-    python scripts/matched_compute.py motioncache flowcache BENCH.json [BENCH.json ...] [--at 2.9,3.0,3.1]
+    .venv/bin/python scripts/matched_compute.py motioncache flowcache BENCH.json [BENCH.json ...] [--at 2.9,3.0,3.1]
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ import math
 import statistics
 from collections import defaultdict
 
+from motioncache.bench import parse_spec
+from motioncache.policies import resolve_preset
+
 
 def curves(runs: list[dict], policy: str) -> dict[tuple[str, int], list[tuple[float, float]]]:
     """(prompt, seed) -> [(compute speedup, PSNR)] over every run of `policy` (a name, any preset or knobs),
     sorted by compute."""
     out = defaultdict(list)
     for r in runs:
-        if r["policy"].partition(":")[0].partition("-")[0] == policy:
+        if resolve_preset(parse_spec(r["policy"])[0])[0] == policy:
             out[(r["prompt"], r["seed"])].append((r["compute_speedup"], r["psnr"]))
     return {video: sorted(points) for video, points in out.items()}
 
